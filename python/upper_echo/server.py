@@ -1,0 +1,146 @@
+"""The asyncio server: a thin I/O shell around UppercaseTransducer (spec section 5)."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+
+from .transform import UppercaseTransducer
+
+READ_BUFFER = 64 * 1024  # D-4
+
+
+@dataclass(frozen=True)
+class ServerOptions:
+    host: str = "127.0.0.1"
+    port: int = 7007
+    idle_timeout: float = 300.0
+    max_connections: int = 1024
+    drain_timeout: float = 5.0
+
+
+class CannotListen(Exception):
+    """The server could not bind or listen (exit 1, S-9)."""
+
+
+def format_address(sockaddr: tuple) -> str:
+    host, port = sockaddr[0], sockaddr[1]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def log(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class Connection:
+    """One client session: read, transform, write, with backpressure and an idle timeout."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, idle_timeout: float) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.idle_timeout = idle_timeout or None
+        self.peer = format_address(writer.get_extra_info("peername"))
+        self.received = 0
+        self.sent = 0
+
+    async def serve(self) -> None:
+        transducer = UppercaseTransducer()
+        try:
+            while True:
+                try:
+                    data = await asyncio.wait_for(self.reader.read(READ_BUFFER), self.idle_timeout)
+                except asyncio.TimeoutError:
+                    data = b""  # S-2: idle; answer the held-back tail like at EOF (E-2)
+                if not data:
+                    await self._send(transducer.flush())
+                    break
+                self.received += len(data)
+                # write + drain: waits while the client does not read, so we stop reading too (D-5)
+                await self._send(transducer.feed(data))
+        except (ConnectionError, OSError):
+            pass  # S-5: a reset or broken pipe ends this connection only
+        finally:
+            self.writer.close()
+            with contextlib.suppress(ConnectionError, OSError):
+                await self.writer.wait_closed()
+            log(f"close peer={self.peer} in={self.received} out={self.sent}")
+
+    async def _send(self, data: bytes) -> None:
+        if data:
+            self.writer.write(data)
+            await self.writer.drain()
+            self.sent += len(data)
+
+
+class UpperEchoServer:
+    def __init__(self, options: ServerOptions) -> None:
+        self.options = options
+        self.connections: set[asyncio.Task] = set()
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.connections) >= self.options.max_connections:
+            log(f"reject peer={format_address(writer.get_extra_info('peername'))}")  # S-3
+            writer.close()
+            return
+        connection = Connection(reader, writer, self.options.idle_timeout)
+        log(f"open peer={connection.peer}")
+        task = asyncio.current_task()
+        self.connections.add(task)
+        try:
+            await connection.serve()
+        finally:
+            self.connections.discard(task)
+
+    async def run(self) -> None:
+        listener = open_listener(self.options.host, self.options.port)
+        server = await asyncio.start_server(self._on_connect, sock=listener, limit=READ_BUFFER)
+        print(f"listening on {format_address(listener.getsockname())}", flush=True)  # S-8
+
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+
+        # S-4: stop accepting, drain, then close whatever is still open.
+        server.close()
+        if self.connections:
+            _, still_open = await asyncio.wait(set(self.connections), timeout=self.options.drain_timeout)
+            for task in still_open:
+                task.cancel()
+            await asyncio.gather(*still_open, return_exceptions=True)
+        await server.wait_closed()
+
+
+def open_listener(host: str, port: int) -> socket.socket:
+    """Bind the first address `host` resolves to (S-7); any failure is CannotListen (S-9)."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        listener = socket.socket(family, kind, proto)
+    except OSError as error:
+        raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    try:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(address)
+        listener.listen(1024)
+    except OSError as error:
+        listener.close()
+        raise CannotListen(f"cannot listen on {format_address(address)}: {error.strerror or error}") from None
+    return listener
+
+
+def raise_open_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one: thousands of connections need it."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def serve(options: ServerOptions) -> None:
+    raise_open_file_limit()
+    asyncio.run(UpperEchoServer(options).run())
