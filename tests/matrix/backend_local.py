@@ -1,0 +1,152 @@
+"""The local backend: every implementation runs as a process on this machine."""
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from .registry import Implementation
+
+LISTENING = re.compile(rb"^listening on (\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)\n$")
+START_TIMEOUT = 30.0
+BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+
+
+class BuildFailed(Exception):
+    pass
+
+
+class ServerDidNotStart(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished CLI run: what the harness compares, byte for byte."""
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+class ServerProcess:
+    """A running `upper-echo server`, its readiness line parsed (S-8)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.argv = argv
+        self._stderr_file = tempfile.NamedTemporaryFile(dir=log_dir, prefix="server-", suffix=".stderr", delete=False)
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=self._stderr_file, env=env)
+        self.ready_line = self._read_ready_line()
+        match = LISTENING.match(self.ready_line)
+        if not match:
+            self.kill()
+            raise ServerDidNotStart(f"{argv}: expected 'listening on ADDR:PORT', got {self.ready_line!r}; "
+                                    f"stderr: {self.stderr()!r}")
+        self.host = (match["v6"] or match["v4"]).decode()
+        self.port = int(match["port"])
+
+    def _read_ready_line(self) -> bytes:
+        line: list[bytes] = []
+        reader = threading.Thread(target=lambda: line.append(self.process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(START_TIMEOUT)
+        if not line:
+            self.kill()
+            raise ServerDidNotStart(f"{self.argv}: no readiness line within {START_TIMEOUT:g} s")
+        return line[0]
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where a client connects: the wildcard address is reached through loopback."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(self.host, self.host)
+        return host, self.port
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stderr(self) -> bytes:
+        return Path(self._stderr_file.name).read_bytes()
+
+    def log_lines(self) -> list[str]:
+        return self.stderr().decode("utf-8", "replace").splitlines()
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS and VmHWM (peak RSS) of the server process, in KiB."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        return {key: int(value.split()[0]) for key, value in
+                (line.split(":", 1) for line in status.splitlines()) if key in ("VmRSS", "VmHWM")}
+
+    def send_signal(self, signum: int) -> None:
+        self.process.send_signal(signum)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout)
+
+    def remaining_stdout(self) -> bytes:
+        """Everything the server wrote to stdout after the readiness line (call after it exited)."""
+        return self.process.stdout.read()
+
+    def is_running(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        self.process.stdout.close()
+        self._stderr_file.close()
+
+    def stop(self) -> None:
+        """Ask politely (S-4), then kill."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+
+class LocalBackend:
+    name = "local"
+
+    def __init__(self, work_dir: Path, lock_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.lock_dir = lock_dir  # shared by all xdist workers, so each implementation builds once at a time
+
+    def build(self, implementation: Implementation) -> None:
+        with open(self.lock_dir / f"build-{implementation.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            result = subprocess.run(implementation.build_command, capture_output=True)
+        if result.returncode != 0:
+            raise BuildFailed(f"{implementation.name}: bin/build exited {result.returncode}\n"
+                              f"{result.stdout.decode(errors='replace')}{result.stderr.decode(errors='replace')}")
+
+    def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {**os.environ, **BASE_ENV, **(extra or {})}
+
+    def start_server(self, implementation: Implementation, *args: str,
+                     env: dict[str, str] | None = None) -> ServerProcess:
+        argv = [*implementation.command, "server", "--port", "0", *args]
+        return ServerProcess(argv, self.environment(env), self.work_dir)
+
+    def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
+            env: dict[str, str] | None = None, timeout: float = 120.0) -> Completed:
+        """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory)."""
+        argv = [*implementation.command, *args]
+        if isinstance(stdin, Path):
+            with stdin.open("rb") as source:
+                result = subprocess.run(argv, stdin=source, capture_output=True, env=self.environment(env),
+                                        timeout=timeout)
+        else:
+            result = subprocess.run(argv, input=stdin, capture_output=True, env=self.environment(env),
+                                    timeout=timeout)
+        return Completed(argv, result.returncode, result.stdout, result.stderr)
