@@ -97,12 +97,11 @@ class UpperEchoServer:
     async def run(self) -> None:
         listener = open_listener(self.options.host, self.options.port)
         server = await asyncio.start_server(self._on_connect, sock=listener, limit=READ_BUFFER)
-        print(f"listening on {format_address(listener.getsockname())}", flush=True)  # S-8
-
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        print(f"listening on {format_address(listener.getsockname())}", flush=True)  # S-8
         await stop.wait()
 
         # S-4: stop accepting, drain, then close whatever is still open.

@@ -6,17 +6,25 @@ now, flush() returns the held-back tail at end of stream.
 Design: Python's strict UTF-8 decoder with the `surrogateescape` error
 handler implements Table 3-7 exactly (T-2) and turns each byte that is not
 part of a well-formed sequence into one lone surrogate U+DC80..U+DCFF, which
-the encoder turns back into the same byte (T-3). Its incremental form holds
-back only a tail that can still become well-formed (D-2). The mapping itself
-comes from the pinned table (T-4), never from str.upper (T-5).
+the encoder turns back into the same byte (T-3). The held-back tail (D-2) is
+computed here, not by Python's incremental decoder: that one also holds back
+`ED A0`, which can never become well-formed. The mapping itself comes from
+the pinned table (T-4), never from str.upper (T-5).
 """
 from __future__ import annotations
 
-import codecs
+import re
 from functools import lru_cache
 from importlib import resources
 
 TABLE_RESOURCE = "uppercase.tsv"
+
+# A proper prefix of a well-formed sequence (Table 3-7) at the very end of the input.
+POSSIBLE_PREFIX_AT_END = re.compile(rb"""(?:
+      [\xc2-\xdf]
+    | \xe0[\xa0-\xbf]? | [\xe1-\xec\xee\xef][\x80-\xbf]? | \xed[\x80-\x9f]?
+    | \xf0(?:[\x90-\xbf][\x80-\xbf]?)? | [\xf1-\xf3](?:[\x80-\xbf][\x80-\xbf]?)? | \xf4(?:[\x80-\x8f][\x80-\xbf]?)?
+    )\Z""", re.VERBOSE)
 
 
 def parse_table(text: str) -> dict[int, str]:
@@ -37,34 +45,30 @@ def uppercase_table() -> dict[int, str]:
     return parse_table(text)
 
 
-def _utf8_decoder() -> codecs.IncrementalDecoder:
-    return codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
-
-
 class UppercaseTransducer:
     """Streaming U: bytes in, bytes out, flush at end of stream."""
 
     def __init__(self, table: dict[int, str] | None = None) -> None:
         self._table = uppercase_table() if table is None else table
-        self._decoder = _utf8_decoder()
-        self._tail_held = False
+        self._tail = b""
 
     def feed(self, data: bytes) -> bytes:
-        """Transform `data`; return everything owed except an incomplete tail (D-2)."""
-        if not self._tail_held and data.isascii():
+        """Transform `data`; return everything owed except a possible-prefix tail (D-2)."""
+        if not self._tail and data.isascii():
             return data.upper()  # fast path: bytes.upper() maps a-z only, which is U on ASCII
-        text = self._decoder.decode(data, final=False)
-        self._tail_held = bool(self._decoder.getstate()[0])
-        return self._encode(text)
+        data = self._tail + data
+        held = POSSIBLE_PREFIX_AT_END.search(data, max(0, len(data) - 3))
+        cut = held.start() if held else len(data)
+        self._tail = data[cut:]
+        return self._map(data[:cut])
 
     def flush(self) -> bytes:
         """End of stream: the held-back tail passes through unchanged (E-1, T-3)."""
-        text = self._decoder.decode(b"", final=True)
-        self._decoder = _utf8_decoder()
-        self._tail_held = False
-        return self._encode(text)
+        tail, self._tail = self._tail, b""
+        return tail
 
-    def _encode(self, text: str) -> bytes:
+    def _map(self, data: bytes) -> bytes:
+        text = data.decode("utf-8", errors="surrogateescape")
         return text.translate(self._table).encode("utf-8", errors="surrogateescape")
 
 

@@ -1,0 +1,314 @@
+"""Server conformance: a raw-socket client against every server (spec sections 3-5)."""
+from __future__ import annotations
+
+import hashlib
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from .bytes_diff import describe_difference
+from .wire import Conversation, connect, exchange, reset
+
+SPLIT_CHARACTERS = ["é", "€", "𐐨"]  # 2, 3 and 4 bytes
+
+
+@pytest.mark.clause("D-1", "D-2")
+def test_byte_at_a_time_with_pauses(servers, server) -> None:
+    text = "héllo wörld ß 𐐨 ΐ\n".encode()
+    actual = exchange(servers.get(server).address, text, pieces=[bytes([b]) for b in text], pause=0.005)
+    expected = "HÉLLO WÖRLD SS 𐐀 \u0399\u0308\u0301\n".encode()
+    assert actual == expected, describe_difference(actual, expected)
+
+
+@pytest.mark.clause("D-1")
+def test_character_split_at_every_position(servers, server) -> None:
+    pieces, expected = [], b""
+    for character in SPLIT_CHARACTERS:
+        encoded = character.encode()
+        for cut in range(1, len(encoded)):
+            pieces += [encoded[:cut], encoded[cut:]]
+            expected += character.upper().encode()  # these three agree with the table
+    actual = exchange(servers.get(server).address, b"", pieces=pieces, pause=0.05)
+    assert actual == expected, describe_difference(actual, expected)
+
+
+@pytest.mark.clause("D-2")
+def test_replies_before_waiting_and_holds_back_only_a_possible_prefix(servers, server) -> None:
+    talk = Conversation(servers.get(server).address)
+    try:
+        talk.send(b"abc")
+        talk.expect(b"ABC")  # sent before the server waits for more input
+        talk.send(b"\xf0\x90")  # a proper prefix of 𐐨: may be held back...
+        assert talk.arriving_within(0.3) == b"", "a possible prefix must be held back, not passed through"
+        talk.send(b"\x90\xa8")
+        talk.expect("𐐀".encode())  # ...and completed into one character
+        talk.send(b"\xe0\x80")  # can never become well-formed: nothing to hold back
+        talk.expect(b"\xe0\x80")
+        talk.send(b"\xed\xa0")  # an encoded surrogate's start: never well-formed either
+        talk.expect(b"\xed\xa0")
+        talk.half_close()
+        assert talk.rest() == b""
+    finally:
+        talk.close()
+
+
+@pytest.mark.clause("E-1", "T-3")
+def test_half_close_flushes_the_held_back_tail(servers, server) -> None:
+    actual = exchange(servers.get(server).address, b"abc\xe2\x82")
+    assert actual == b"ABC\xe2\x82", describe_difference(actual, b"ABC\xe2\x82")
+
+
+@pytest.mark.clause("D-3", "T-1")
+def test_ten_thousand_pipelined_lines(servers, server) -> None:
+    lines = b"".join(f"line {n:05d} straße\n".encode() for n in range(10_000))
+    expected = b"".join(f"LINE {n:05d} STRASSE\n".encode() for n in range(10_000))
+    actual = exchange(servers.get(server).address, lines)
+    assert actual == expected, describe_difference(actual, expected)
+
+
+STREAM_BLOCKS = 4096  # x 64 KiB = 256 MiB
+RSS_GROWTH_BOUND_KIB = 64 * 1024  # D-4: a fixed buffer per connection, not the stream
+
+
+def stream_block(mixed: bool) -> bytes:
+    """64 KiB ending on a character boundary: mostly ASCII, or text with expanding characters."""
+    unit = "mixed Ünïcödé straße ΐ 𐐨 text\n" if mixed else "plain ascii text for the stream\n"
+    block = unit.encode() * (65536 // len(unit.encode()))
+    return block + b"." * (65536 - len(block))
+
+
+@pytest.mark.clause("D-4", "D-5", "T-1")
+def test_256_mib_stream_with_bounded_memory(dedicated_server, server) -> None:
+    running = dedicated_server(server)
+    blocks = [stream_block(mixed=(n % 16 == 0)) for n in range(2)]
+    expected_blocks = [exchange(running.address, block) for block in blocks]  # warm-up, and U of each block
+    assert expected_blocks[1] == blocks[1].upper()
+    before = running.memory_kib()["VmRSS"]
+
+    expected_hash = hashlib.sha256()
+    sock = connect(running.address)
+
+    def send() -> None:
+        for n in range(STREAM_BLOCKS):
+            sock.sendall(blocks[n % 16 != 0])
+        sock.shutdown(socket.SHUT_WR)
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    for n in range(STREAM_BLOCKS):
+        expected_hash.update(expected_blocks[n % 16 != 0])
+    actual_hash, received = hashlib.sha256(), 0
+    buffer = bytearray(1 << 20)
+    sock.settimeout(120)
+    with sock:
+        while count := sock.recv_into(buffer):
+            actual_hash.update(memoryview(buffer)[:count])
+            received += count
+    sender.join(10)
+    expected_size = sum(len(expected_blocks[n % 16 != 0]) for n in range(STREAM_BLOCKS))
+    assert received == expected_size, f"received {received} bytes, expected {expected_size}"
+    assert actual_hash.hexdigest() == expected_hash.hexdigest(), "same length, different bytes"
+    peak = running.memory_kib()["VmHWM"]
+    assert peak - before < RSS_GROWTH_BOUND_KIB, f"peak RSS grew by {(peak - before) // 1024} MiB while streaming"
+
+
+@pytest.mark.clause("S-1")
+def test_500_idle_connections_do_not_delay_a_new_client(servers, server) -> None:
+    address = servers.get(server).address
+    idle = [connect(address) for _ in range(500)]
+    try:
+        started = time.monotonic()
+        assert exchange(address, b"ping\n", timeout=10) == b"PING\n"
+        assert time.monotonic() - started < 10
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+@pytest.mark.clause("S-1", "D-5")
+def test_a_client_that_never_reads_does_not_stall_others(servers, server) -> None:
+    address = servers.get(server).address
+    hog = connect(address)
+    hog.setblocking(False)
+    sent, chunk, stalled_since = 0, b"x" * 65536, None
+    try:
+        while sent < 512 * 1024 * 1024:
+            try:
+                sent += hog.send(chunk)
+                stalled_since = None
+            except BlockingIOError:
+                stalled_since = stalled_since or time.monotonic()
+                if time.monotonic() - stalled_since > 2:
+                    break
+                time.sleep(0.01)
+        assert sent < 128 * 1024 * 1024, f"the server kept reading {sent >> 20} MiB from a client that never reads"
+        assert exchange(address, b"still there?\n", timeout=10) == b"STILL THERE?\n"
+    finally:
+        reset(hog)
+
+
+@pytest.mark.clause("S-5")
+def test_peer_reset_mid_stream_ends_only_that_connection(servers, server) -> None:
+    running = servers.get(server)
+    bystander = Conversation(running.address)
+    victim = connect(running.address)
+    victim.sendall(b"y" * (4 * 1024 * 1024))
+    reset(victim)
+    try:
+        bystander.send(b"before and ")
+        bystander.expect(b"BEFORE AND ")
+        assert exchange(running.address, b"after\n") == b"AFTER\n"
+        bystander.send(b"after")
+        bystander.half_close()
+        assert bystander.rest() == b"AFTER"
+        assert running.is_running()
+    finally:
+        bystander.close()
+
+
+@pytest.mark.clause("S-6")
+def test_one_log_line_per_open_and_close_with_byte_counts(servers, server) -> None:
+    running = servers.get(server)
+    talk = Conversation(running.address)
+    local = "%s:%d" % talk.sock.getsockname()[:2]
+    talk.send("ΐ\n".encode())  # 3 bytes in, 7 bytes out
+    talk.half_close()
+    assert talk.rest() == "\u0399\u0308\u0301\n".encode()
+    talk.close()
+    wanted = [f"open peer={local}", f"close peer={local} in=3 out=7"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not all(line in running.log_lines() for line in wanted):
+        time.sleep(0.05)
+    mine = [line for line in running.log_lines() if line.endswith(local) or f"peer={local} " in line]
+    assert mine == wanted, f"log lines for {local}: {mine}"
+    assert "Ϊ" not in running.stderr().decode("utf-8", "replace"), "payload must never be logged"
+
+
+@pytest.mark.clause("S-2", "E-2")
+def test_idle_timeout_closes_a_quiet_connection(dedicated_server, server) -> None:
+    running = dedicated_server(server, "--idle-timeout", "1")
+    quiet = Conversation(running.address)
+    talker = Conversation(running.address)
+    try:
+        talker.send(b"ab\xe2\x82")
+        talker.expect(b"AB")
+        for _ in range(6):  # activity every 0.4 s keeps a connection open past the timeout
+            quiet.send(b"k")
+            quiet.expect(b"K")
+            time.sleep(0.4)
+        assert not quiet.closed_by_peer.is_set()
+        # the talker has been silent for over 2 s: closed, with its held-back tail answered (E-2)
+        assert talker.rest(timeout=10) == b"\xe2\x82"
+        started = time.monotonic()
+        assert quiet.rest(timeout=10) == b""
+        assert time.monotonic() - started >= 0.5, "closed before the idle timeout ran out"
+    finally:
+        quiet.close()
+        talker.close()
+
+
+@pytest.mark.clause("S-3")
+def test_max_connections_accepts_and_closes_the_extra_one(dedicated_server, server) -> None:
+    running = dedicated_server(server, "--max-connections", "2")
+    first, second = Conversation(running.address), Conversation(running.address)
+    try:
+        for talk in (first, second):
+            talk.send(b"a")
+            talk.expect(b"A")
+        extra = Conversation(running.address)
+        extra.send(b"x")
+        assert extra.rest(timeout=10) == b"", "the extra connection must be closed without data"
+        extra.close()
+        for talk in (first, second):  # the open ones are not affected
+            talk.send(b"b")
+            talk.expect(b"B")
+        first.half_close()
+        assert first.rest() == b""
+        deadline, answer = time.monotonic() + 10, b""
+        while answer != b"AGAIN\n" and time.monotonic() < deadline:  # the freed slot is usable again
+            answer = exchange(running.address, b"again\n")
+        assert answer == b"AGAIN\n"
+        assert any(line.startswith("reject peer=") for line in running.log_lines())
+    finally:
+        first.close()
+        second.close()
+
+
+def wait_until_refused(address: tuple[str, int], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(address, timeout=1).close()
+        except ConnectionRefusedError:
+            return
+        except ConnectionResetError:
+            pass  # caught in the listener's backlog as it closed: not yet the refusal we wait for
+        time.sleep(0.05)
+    pytest.fail(f"the server still accepted connections {timeout:g} s after the signal")
+
+
+@pytest.mark.clause("S-4", "S-9")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_drains_open_connections_then_exits_0(dedicated_server, server, signum) -> None:
+    running = dedicated_server(server, "--drain-timeout", "30")
+    talk = Conversation(running.address)
+    try:
+        talk.send(b"abc")
+        talk.expect(b"ABC")
+        running.send_signal(signum)
+        wait_until_refused(running.address)
+        talk.send(b"def")  # the open connection is still served
+        talk.expect(b"DEF")
+        talk.half_close()
+        assert talk.rest() == b""
+        assert running.wait(timeout=20) == 0
+        assert running.remaining_stdout() == b"", "stdout carries only the readiness line (S-8)"
+    finally:
+        talk.close()
+
+
+@pytest.mark.clause("S-4")
+def test_drain_timeout_closes_what_is_still_open(dedicated_server, server) -> None:
+    running = dedicated_server(server, "--drain-timeout", "1")
+    talk = Conversation(running.address)
+    try:
+        talk.send(b"x")
+        talk.expect(b"X")
+        started = time.monotonic()
+        running.send_signal(signal.SIGTERM)
+        assert running.wait(timeout=20) == 0
+        assert time.monotonic() - started >= 0.5, "exited before the drain timeout with a connection open"
+        assert talk.closed_by_peer.wait(10), "the open connection was not closed"
+    finally:
+        talk.close()
+
+
+@pytest.mark.clause("S-7", "S-8", "N-1")
+@pytest.mark.parametrize("host,shown", [("127.0.0.1", "127.0.0.1"), ("::1", "[::1]")], ids=["ipv4", "ipv6"])
+def test_port_0_and_the_listening_line(dedicated_server, server, host, shown) -> None:
+    running = dedicated_server(server, "--host", host)
+    assert running.ready_line == f"listening on {shown}:{running.port}\n".encode()
+    assert running.port != 0
+    assert exchange(running.address, b"over ip\n") == b"OVER IP\n"
+
+
+@pytest.mark.clause("S-9")
+def test_port_in_use_exits_1(backend, server) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = backend.run(server, "server", "--port", str(taken.getsockname()[1]), timeout=30)
+    assert result.returncode == 1
+    assert result.stdout == b""
+    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+
+
+@pytest.mark.clause("S-9")
+def test_address_not_available_exits_1(backend, server) -> None:
+    # 192.0.2.1 (TEST-NET-1) is not an address of this machine: binding fails, no packet is sent.
+    result = backend.run(server, "server", "--host", "192.0.2.1", "--port", "0", timeout=30)
+    assert result.returncode == 1
+    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
