@@ -1,0 +1,254 @@
+// The client (spec section 6): MESSAGEs or stdin to the socket, the socket to
+// stdout, at the same time (a sender thread and the receiving main thread, so
+// a 64 MiB stdin cannot deadlock against a server that answers as it reads).
+//
+// stdout is the raw standard output Stream, never a TextWriter: the server's
+// bytes go out unchanged and are flushed as they arrive (C-4).
+//
+// --timeout (C-5) bounds the connect (a non-blocking connect plus Poll, which
+// keeps start-up free of the async/thread-pool machinery) and, once the
+// sender has half-closed, each wait for data from the server.
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.IO;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Threading;
+
+namespace UpperEcho
+{
+    sealed class ClientOptions
+    {
+        public string Host = "127.0.0.1";
+        public int Port = 7007;
+        public double Timeout = 10;
+    }
+
+    sealed class Client
+    {
+        const int Chunk = 64 * 1024;
+        const int ExitOk = 0;
+        const int ExitCannotConnect = 3; // C-6
+        const int ExitConnectionBroke = 4;
+        const int ExitLocalFailure = 1;
+
+        readonly Socket socket;
+        readonly double timeout;
+        readonly Stopwatch clock = Stopwatch.StartNew();
+        long halfClosedAtTicks = -1; // clock ticks when the sender half-closed; -1 while sending
+
+        Client(Socket socket, double timeout)
+        {
+            this.socket = socket;
+            this.timeout = timeout;
+        }
+
+        public static int Run(ClientOptions options, List<string> messages)
+        {
+            Socket socket;
+            try
+            {
+                socket = Connect(options.Host, options.Port, options.Timeout);
+            }
+            catch (Exception e)
+            {
+                Out.Error("cannot connect to " + options.Host + ":" + options.Port + ": " + Out.OneLine(Reason(e)));
+                return ExitCannotConnect;
+            }
+            byte[] payload = null;
+            if (messages.Count > 0)
+            {
+                var bytes = new MemoryStream();
+                var utf8 = new UTF8Encoding(false);
+                foreach (string m in messages)
+                {
+                    byte[] b = utf8.GetBytes(m);
+                    bytes.Write(b, 0, b.Length);
+                    bytes.WriteByte((byte)'\n');
+                }
+                payload = bytes.ToArray();
+            }
+            var client = new Client(socket, options.Timeout);
+            // Background: a sender blocked reading a terminal must not keep the client alive
+            // after the server closed (C-7).
+            var sender = new Thread(() => client.SendAll(payload)) { IsBackground = true, Name = "sender" };
+            sender.Start();
+            try
+            {
+                return client.ReceiveAll();
+            }
+            finally
+            {
+                try { socket.Close(); } catch (Exception) { }
+            }
+        }
+
+        static string Reason(Exception e)
+        {
+            var se = e as SocketException;
+            if (se != null && se.SocketErrorCode == SocketError.TimedOut) return "timed out";
+            return e.Message;
+        }
+
+        /// <summary>Try each address the host resolves to, in order, within one overall timeout.</summary>
+        static Socket Connect(string host, int port, double timeoutSeconds)
+        {
+            var clock = Stopwatch.StartNew();
+            IPAddress literal;
+            IPAddress[] addresses = IPAddress.TryParse(host, out literal)
+                ? new[] { literal }
+                : Dns.GetHostAddresses(host);
+            if (addresses.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
+            Exception last = null;
+            foreach (IPAddress address in addresses)
+            {
+                double left = timeoutSeconds * 1000 - clock.Elapsed.TotalMilliseconds;
+                if (left <= 0) throw new SocketException((int)SocketError.TimedOut);
+                var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                try
+                {
+                    socket.Blocking = false;
+                    try
+                    {
+                        socket.Connect(new IPEndPoint(address, port));
+                    }
+                    catch (SocketException e)
+                    {
+                        if (e.SocketErrorCode != SocketError.WouldBlock && e.SocketErrorCode != SocketError.InProgress
+                            && e.SocketErrorCode != SocketError.AlreadyInProgress)
+                            throw;
+                        if (!WaitWritable(socket, left)) throw new SocketException((int)SocketError.TimedOut);
+                        int error = (int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error);
+                        if (error != 0) throw new SocketException(error);
+                    }
+                    socket.Blocking = true;
+                    return socket;
+                }
+                catch (SocketException e)
+                {
+                    socket.Close();
+                    last = e;
+                    if (e.SocketErrorCode == SocketError.TimedOut) throw;
+                }
+            }
+            throw last;
+        }
+
+        static bool WaitWritable(Socket socket, double milliseconds)
+        {
+            var clock = Stopwatch.StartNew();
+            while (true)
+            {
+                double left = milliseconds - clock.Elapsed.TotalMilliseconds;
+                if (left <= 0) return false;
+                int micros = (int)Math.Min(left * 1000, 1000000000.0);
+                if (socket.Poll(Math.Max(micros, 1), SelectMode.SelectWrite)) return true;
+                if (socket.Poll(0, SelectMode.SelectError)) return true;
+            }
+        }
+
+        void SendAll(byte[] payload)
+        {
+            try
+            {
+                if (payload != null)
+                {
+                    SendBytes(payload, payload.Length);
+                }
+                else
+                {
+                    Stream stdin = Console.OpenStandardInput();
+                    var buffer = new byte[Chunk];
+                    int r;
+                    while ((r = stdin.Read(buffer, 0, buffer.Length)) > 0) SendBytes(buffer, r);
+                }
+            }
+            catch (Exception)
+            {
+                // C-7: the server closed or reset; the receiver decides the outcome.
+            }
+            finally
+            {
+                try { socket.Shutdown(SocketShutdown.Send); } catch (Exception) { }
+                Interlocked.Exchange(ref halfClosedAtTicks, clock.ElapsedTicks);
+            }
+        }
+
+        void SendBytes(byte[] data, int count)
+        {
+            int offset = 0;
+            while (offset < count)
+            {
+                int n = socket.Send(data, offset, count - offset, SocketFlags.None);
+                if (n <= 0) throw new SocketException((int)SocketError.ConnectionAborted);
+                offset += n;
+            }
+        }
+
+        double Seconds(long ticks) { return (double)ticks / Stopwatch.Frequency; }
+
+        /// <summary>Copy the socket to stdout until the server closes; return the exit code.</summary>
+        int ReceiveAll()
+        {
+            Stream stdout = Out.Stdout;
+            var buffer = new byte[Chunk];
+            long lastDataTicks = 0;
+            while (true)
+            {
+                long halfClosed = Interlocked.Read(ref halfClosedAtTicks);
+                int waitMicros;
+                if (halfClosed < 0)
+                {
+                    waitMicros = 100 * 1000; // still sending: no timeout (C-5); look again for the half-close
+                }
+                else
+                {
+                    double since = Seconds(clock.ElapsedTicks - Math.Max(halfClosed, lastDataTicks));
+                    double left = timeout - since;
+                    if (left <= 0)
+                    {
+                        Out.Error("no data from the server for " + timeout.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)
+                                  + " s after sending everything");
+                        return ExitConnectionBroke;
+                    }
+                    waitMicros = (int)Math.Max(1, Math.Min(left * 1e6, 1e9));
+                }
+                bool ready;
+                try
+                {
+                    ready = socket.Poll(waitMicros, SelectMode.SelectRead);
+                }
+                catch (Exception e)
+                {
+                    Out.Error("connection broke: " + Out.OneLine(e.Message));
+                    return ExitConnectionBroke;
+                }
+                if (!ready) continue;
+                int r;
+                try
+                {
+                    r = socket.Receive(buffer, 0, buffer.Length, SocketFlags.None);
+                }
+                catch (Exception e)
+                {
+                    Out.Error("connection broke: " + Out.OneLine(e.Message));
+                    return ExitConnectionBroke;
+                }
+                if (r == 0) return ExitOk;
+                lastDataTicks = clock.ElapsedTicks;
+                try
+                {
+                    stdout.Write(buffer, 0, r); // C-4: the server's bytes, unchanged
+                    stdout.Flush();
+                }
+                catch (Exception e)
+                {
+                    Out.Error("cannot write to stdout: " + Out.OneLine(e.Message));
+                    return ExitLocalFailure;
+                }
+            }
+        }
+    }
+}

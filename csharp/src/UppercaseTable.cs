@@ -1,0 +1,127 @@
+// The pinned Unicode 15.0 full uppercase mapping of spec/PROTOCOL.md T-4.
+//
+// Table loading: csharp/bin/build embeds spec/uppercase.tsv into the assembly
+// (mcs -resource:...,uppercase.tsv), so build/upper-echo.exe is self-contained
+// (containers need nothing but the exe and the runtime). It is parsed once, on
+// first use; the client never touches it, so it costs the client nothing.
+//
+// Lookup is a sparse two-level array indexed by code point (astral included):
+// pages of 256 code points, allocated only where the table has entries. Each
+// entry holds the UTF-8 bytes of the replacement, ready to copy. The runtime's
+// case functions are never used (T-5).
+using System;
+using System.IO;
+using System.Reflection;
+using System.Text;
+
+namespace UpperEcho
+{
+    public static class UppercaseTable
+    {
+        public const string ResourceName = "uppercase.tsv";
+        const int MaxCodePoint = 0x10FFFF;
+
+        static readonly object Gate = new object();
+        static byte[][][] pages;
+        static int entries;
+
+        /// <summary>UTF-8 bytes of the uppercase mapping of cp, or null when cp maps to itself.</summary>
+        public static byte[][][] Pages
+        {
+            get
+            {
+                byte[][][] p = pages;
+                if (p != null) return p;
+                lock (Gate)
+                {
+                    if (pages == null) pages = Load();
+                    return pages;
+                }
+            }
+        }
+
+        public static int Count { get { byte[][][] unused = Pages; return entries; } }
+
+        static byte[][][] Load()
+        {
+            Stream stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(ResourceName);
+            if (stream == null)
+                throw new InvalidOperationException("the uppercase table is not embedded in the assembly (rebuild with csharp/bin/build)");
+            string text;
+            using (stream)
+            using (var reader = new StreamReader(stream, new UTF8Encoding(false, true)))
+                text = reader.ReadToEnd(); // our own well-formed ASCII file, never payload
+            return Parse(text, out entries);
+        }
+
+        /// <summary>Parse the spec/uppercase.tsv format (T-4): comments start with '#', else CP TAB CP[ CP...].</summary>
+        public static byte[][][] Parse(string text, out int count)
+        {
+            var result = new byte[(MaxCodePoint >> 8) + 1][][];
+            count = 0;
+            foreach (string rawLine in text.Split('\n'))
+            {
+                string line = rawLine.TrimEnd('\r');
+                if (line.Length == 0 || line[0] == '#') continue;
+                int tab = line.IndexOf('\t');
+                if (tab < 0) throw new FormatException("uppercase table: no TAB in line: " + line);
+                int cp = ParseHex(line.Substring(0, tab));
+                string[] parts = line.Substring(tab + 1).Split(' ');
+                var bytes = new MemoryStream(12);
+                var one = new byte[4];
+                foreach (string part in parts)
+                {
+                    int n = EncodeUtf8(ParseHex(part), one, 0);
+                    bytes.Write(one, 0, n);
+                }
+                byte[][] page = result[cp >> 8];
+                if (page == null) result[cp >> 8] = page = new byte[256][];
+                page[cp & 0xFF] = bytes.ToArray();
+                count++;
+            }
+            return result;
+        }
+
+        static int ParseHex(string s)
+        {
+            int value = 0;
+            if (s.Length == 0 || s.Length > 6) throw new FormatException("uppercase table: bad code point: " + s);
+            foreach (char c in s)
+            {
+                int d;
+                if (c >= '0' && c <= '9') d = c - '0';
+                else if (c >= 'A' && c <= 'F') d = c - 'A' + 10;
+                else if (c >= 'a' && c <= 'f') d = c - 'a' + 10;
+                else throw new FormatException("uppercase table: bad code point: " + s);
+                value = value * 16 + d;
+            }
+            if (value > MaxCodePoint || (value >= 0xD800 && value <= 0xDFFF))
+                throw new FormatException("uppercase table: not a scalar value: " + s);
+            return value;
+        }
+
+        /// <summary>Write the UTF-8 encoding of scalar value cp at buffer[offset]; return its length.</summary>
+        public static int EncodeUtf8(int cp, byte[] buffer, int offset)
+        {
+            if (cp < 0x80) { buffer[offset] = (byte)cp; return 1; }
+            if (cp < 0x800)
+            {
+                buffer[offset] = (byte)(0xC0 | (cp >> 6));
+                buffer[offset + 1] = (byte)(0x80 | (cp & 0x3F));
+                return 2;
+            }
+            if (cp < 0x10000)
+            {
+                buffer[offset] = (byte)(0xE0 | (cp >> 12));
+                buffer[offset + 1] = (byte)(0x80 | ((cp >> 6) & 0x3F));
+                buffer[offset + 2] = (byte)(0x80 | (cp & 0x3F));
+                return 3;
+            }
+            buffer[offset] = (byte)(0xF0 | (cp >> 18));
+            buffer[offset + 1] = (byte)(0x80 | ((cp >> 12) & 0x3F));
+            buffer[offset + 2] = (byte)(0x80 | ((cp >> 6) & 0x3F));
+            buffer[offset + 3] = (byte)(0x80 | (cp & 0x3F));
+            return 4;
+        }
+    }
+}

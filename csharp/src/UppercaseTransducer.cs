@@ -1,0 +1,184 @@
+// The transform U of spec/PROTOCOL.md as a pure streaming transducer:
+// bytes in, bytes out, flush at end of stream. No I/O happens here.
+//
+// Scanning follows T-3 literally: at each byte, if a well-formed sequence of
+// Unicode Table 3-7 starts there it is mapped through the pinned table (T-4)
+// and skipped; otherwise that one byte is copied unchanged and the scan moves
+// one byte on. Never U+FFFD, never a dropped byte, never the runtime's case
+// functions or text decoders (T-5).
+//
+// Streaming (D-1, D-2): a tail that is still a proper prefix of a well-formed
+// sequence (at most 3 bytes) is held back until more input arrives; anything
+// that can no longer become well-formed (E0 80, ED A0, ...) is emitted at once.
+// Flush() emits the held tail unchanged (E-1).
+//
+// Buffers are reused: Output grows to 3 * (largest feed + 3) once and is then
+// recycled, so a long stream costs no allocation per read (D-4).
+using System;
+
+namespace UpperEcho
+{
+    public sealed class UppercaseTransducer
+    {
+        static readonly byte[] AsciiUpper = BuildAsciiUpper();
+
+        readonly byte[][][] pages;
+        readonly byte[] tail = new byte[3];
+        int tailLength;
+        readonly byte[] scratch = new byte[6];
+        byte[] output;
+        int outLength;
+
+        public UppercaseTransducer() : this(UppercaseTable.Pages) { }
+
+        public UppercaseTransducer(byte[][][] pages)
+        {
+            this.pages = pages;
+            output = new byte[64];
+        }
+
+        /// <summary>The output buffer; Feed and Flush return how many of its leading bytes are valid.
+        /// It is overwritten by the next call.</summary>
+        public byte[] Output { get { return output; } }
+
+        /// <summary>Bytes currently held back (0-3): a proper prefix of a well-formed sequence.</summary>
+        public int HeldBack { get { return tailLength; } }
+
+        /// <summary>Transform input[offset, offset+count); return the number of bytes owed now, in Output.</summary>
+        public int Feed(byte[] input, int offset, int count)
+        {
+            if (input == null) throw new ArgumentNullException("input");
+            if (offset < 0 || count < 0 || offset + count > input.Length) throw new ArgumentOutOfRangeException("count");
+            EnsureCapacity(3 * (count + tailLength + 1));
+            outLength = 0;
+            int i = offset, end = offset + count;
+            if (tailLength > 0)
+            {
+                // Decide every sequence that starts in the held tail on a small scratch copy:
+                // it needs at most 3 more bytes (a sequence is at most 4 bytes long).
+                int held = tailLength;
+                int take = Math.Min(count, 3);
+                Buffer.BlockCopy(tail, 0, scratch, 0, held);
+                Buffer.BlockCopy(input, offset, scratch, held, take);
+                tailLength = 0;
+                int p = Run(scratch, 0, held + take, held, false);
+                if (tailLength > 0) return outLength; // still incomplete: all of the input went into the tail
+                i += p - held;
+            }
+            Run(input, i, end, end, false);
+            return outLength;
+        }
+
+        /// <summary>End of stream: return the held-back tail, unchanged (T-3, E-1), in Output.</summary>
+        public int Flush()
+        {
+            EnsureCapacity(16);
+            outLength = 0;
+            if (tailLength > 0)
+            {
+                int held = tailLength;
+                Buffer.BlockCopy(tail, 0, scratch, 0, held);
+                tailLength = 0;
+                Run(scratch, 0, held, held, true);
+            }
+            return outLength;
+        }
+
+        /// <summary>Scan src from i while i &lt; stop; sequences may read up to end. Returns the new position.
+        /// When not final, an incomplete well-formed prefix running into end becomes the held tail.</summary>
+        int Run(byte[] src, int i, int end, int stop, bool final)
+        {
+            byte[] o = output;
+            int n = outLength;
+            byte[] ascii = AsciiUpper;
+            while (i < stop)
+            {
+                int b = src[i];
+                if (b < 0x80)
+                {
+                    // ASCII fast path: a-z -> A-Z, everything else unchanged.
+                    o[n++] = ascii[b];
+                    i++;
+                    while (i < stop)
+                    {
+                        b = src[i];
+                        if (b >= 0x80) break;
+                        o[n++] = ascii[b];
+                        i++;
+                    }
+                    continue;
+                }
+                int need, lo = 0x80, hi = 0xBF, cp;
+                if (b >= 0xC2 && b <= 0xDF) { need = 1; cp = b & 0x1F; }
+                else if (b >= 0xE0 && b <= 0xEF)
+                {
+                    need = 2; cp = b & 0x0F;
+                    if (b == 0xE0) lo = 0xA0; else if (b == 0xED) hi = 0x9F; // no overlongs, no surrogates
+                }
+                else if (b >= 0xF0 && b <= 0xF4)
+                {
+                    need = 3; cp = b & 0x07;
+                    if (b == 0xF0) lo = 0x90; else if (b == 0xF4) hi = 0x8F; // no overlongs, nothing above 10FFFF
+                }
+                else
+                {
+                    o[n++] = (byte)b; // 80-C1, F5-FF never start a well-formed sequence
+                    i++;
+                    continue;
+                }
+                int j = 1;
+                bool ranOut = false;
+                for (; j <= need; j++)
+                {
+                    if (i + j >= end) { ranOut = true; break; }
+                    int c = src[i + j];
+                    if (c < lo || c > hi) break;
+                    cp = (cp << 6) | (c & 0x3F);
+                    lo = 0x80; hi = 0xBF;
+                }
+                if (j > need)
+                {
+                    byte[][] page = pages[cp >> 8];
+                    byte[] replacement = page == null ? null : page[cp & 0xFF];
+                    if (replacement == null)
+                    {
+                        for (int k = 0; k <= need; k++) o[n++] = src[i + k];
+                    }
+                    else
+                    {
+                        for (int k = 0; k < replacement.Length; k++) o[n++] = replacement[k];
+                    }
+                    i += need + 1;
+                }
+                else if (ranOut && !final)
+                {
+                    // D-2: a proper prefix of a well-formed sequence; hold it until more input comes.
+                    int len = end - i;
+                    Buffer.BlockCopy(src, i, tail, 0, len);
+                    tailLength = len;
+                    i = end;
+                    break;
+                }
+                else
+                {
+                    o[n++] = (byte)b; // T-3: not the start of a well-formed sequence
+                    i++;
+                }
+            }
+            outLength = n;
+            return i;
+        }
+
+        void EnsureCapacity(int needed)
+        {
+            if (output.Length < needed) output = new byte[Math.Max(needed, output.Length * 2)];
+        }
+
+        static byte[] BuildAsciiUpper()
+        {
+            var table = new byte[128];
+            for (int b = 0; b < 128; b++) table[b] = (byte)(b >= 'a' && b <= 'z' ? b - 0x20 : b);
+            return table;
+        }
+    }
+}
