@@ -300,11 +300,13 @@ namespace UpperEcho
                     }
                     if (r == 0)
                     {
-                        SendAll(transducer.Output, transducer.Flush()); // E-1
+                        int tail = transducer.Flush(); // E-1 (Flush before reading Output: it may grow)
+                        SendAll(transducer.Output, tail);
                         break;
                     }
                     Interlocked.Add(ref received, r);
-                    SendAll(transducer.Output, transducer.Feed(buffer, 0, r)); // blocks while the client does not read (D-5)
+                    int n = transducer.Feed(buffer, 0, r); // before reading Output: Feed may grow it
+                    SendAll(transducer.Output, n); // blocks while the client does not read (D-5)
                     if (r == buffer.Length && buffer.Length < Server.ReadBuffer) buffer = new byte[Server.ReadBuffer];
                 }
             }
