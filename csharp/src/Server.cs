@@ -69,7 +69,6 @@ namespace UpperEcho
         {
             double ms = Math.Ceiling(options.IdleTimeout * 1000); // 0 = off; never round a tiny timeout to "off"
             idleMilliseconds = ms > int.MaxValue ? 0 : (int)ms;
-            var signals = InstallSignalHandlers(); // before readiness: a SIGTERM right after it must drain
             try
             {
                 listener = Listen(options.Host, options.Port);
@@ -79,6 +78,7 @@ namespace UpperEcho
                 Out.Error(e.Message);
                 return ExitCannotListen;
             }
+            var signals = InstallSignalHandlers(); // before readiness: a SIGTERM right after it must drain
             Out.Print("listening on " + Address.Format((IPEndPoint)listener.LocalEndPoint) + "\n"); // S-8
 
             var acceptor = new Thread(AcceptLoop) { IsBackground = true, Name = "accept" };
@@ -96,6 +96,7 @@ namespace UpperEcho
             var watcher = new Thread(() =>
             {
                 try { UnixSignal.WaitAny(signals, -1); }
+                catch (ThreadAbortException) { return; } // runtime shutdown
                 catch (Exception e) { Out.Log("signal watcher failed: " + Out.OneLine(e.Message)); }
                 stop.Set();
             }, ThreadStack) { IsBackground = true, Name = "signals" };
