@@ -80,8 +80,8 @@ class Session:
 def run_client(options: ClientOptions, messages: list[bytes] | None) -> int:
     try:
         sock = socket.create_connection((options.host, options.port), timeout=options.timeout)
-    except OSError as failure:
-        reason = "timed out" if isinstance(failure, TimeoutError) else failure.strerror or str(failure)
+    except (OSError, UnicodeError) as failure:  # UnicodeError: a host name IDNA cannot encode
+        reason = "timed out" if isinstance(failure, TimeoutError) else getattr(failure, "strerror", None) or str(failure)
         error(f"cannot connect to {options.host}:{options.port}: {reason}")
         return EXIT_CANNOT_CONNECT
     sock.settimeout(None)

@@ -35,3 +35,15 @@ def test_transducer_alone(backend, implementation, vector) -> None:
     result = backend.run(implementation, "transform", "--chunk-size", str(chunk), stdin=vector.input)
     assert result.stdout == vector.expected, describe_difference(result.stdout, vector.expected)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.clause("C-2", "T-5")
+@pytest.mark.parametrize("turkish", [False, True], ids=["C.UTF-8", "tr_TR.UTF-8"])
+def test_messages_mode_pair(backend, servers, client, server, turkish) -> None:
+    host, port = servers.get(server).address
+    env = client.turkish_environment() if turkish else None
+    result = backend.run(client, "client", "--host", host, "--port", str(port), "Hello World", "straße", "istanbul",
+                         env=env)
+    expected = "HELLO WORLD\nSTRASSE\nISTANBUL\n".encode()
+    assert result.stdout == expected, describe_difference(result.stdout, expected)
+    assert result.returncode == 0, result.stderr
