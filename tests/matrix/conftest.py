@@ -2,7 +2,7 @@
 
 Tests ask for `client` and/or `server` (an Implementation): they are parametrized over the registry with ids
 like `java-client` and `python-server`, and every implementation a test uses is built first (bin/build) or the
-test is skipped when its toolchain is missing. `--require-all` turns every skip into a failure.
+test is skipped when its toolchain is missing (`--require-all`, defined in tests/conftest.py, makes that a failure).
 """
 from __future__ import annotations
 
@@ -21,8 +21,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("upper-echo matrix")
     group.addoption("--backend", choices=["local"], default="local",
                     help="where implementations run: 'local' processes (default)")
-    group.addoption("--require-all", action="store_true",
-                    help="fail instead of skip when an implementation cannot run (for CI)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,16 +54,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
                   for values, label in combos for vector in VECTORS]
     if roles:
         metafunc.parametrize(",".join(roles), [pytest.param(*values, id=label) for values, label in combos])
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    outcome = yield
-    report = outcome.get_result()
-    if report.skipped and not hasattr(report, "wasxfail") and item.config.getoption("--require-all"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        report.outcome = "failed"
-        report.longrepr = f"--require-all: this test would have been skipped: {reason}"
 
 
 @pytest.fixture(scope="session")
