@@ -90,22 +90,14 @@ namespace UpperEcho
         {
             byte[] o = output;
             int n = outLength;
-            byte[] ascii = AsciiUpper;
             while (i < stop)
             {
                 int b = src[i];
                 if (b < 0x80)
                 {
-                    // ASCII fast path: a-z -> A-Z, everything else unchanged.
-                    o[n++] = ascii[b];
-                    i++;
-                    while (i < stop)
-                    {
-                        b = src[i];
-                        if (b >= 0x80) break;
-                        o[n++] = ascii[b];
-                        i++;
-                    }
+                    int run = AsciiRun(src, i, stop, o, n); // at least 1: src[i] is ASCII
+                    i += run;
+                    n += run;
                     continue;
                 }
                 int need, lo = 0x80, hi = 0xBF, cp;
@@ -167,6 +159,37 @@ namespace UpperEcho
             }
             outLength = n;
             return i;
+        }
+
+        /// <summary>ASCII fast path: uppercase the run of ASCII bytes at src[i..stop) into dst[n..],
+        /// eight bytes at a time (SWAR); return its length. a-z -> A-Z, every other ASCII byte unchanged.
+        /// Needs mcs -unsafe (AllowUnsafeBlocks on a .NET SDK).</summary>
+        static unsafe int AsciiRun(byte[] src, int i, int stop, byte[] dst, int n)
+        {
+            fixed (byte* s0 = src, d0 = dst)
+            {
+                byte* s = s0 + i, d = d0 + n, end = s0 + stop;
+                while (end - s >= 8)
+                {
+                    ulong x = *(ulong*)s;
+                    if ((x & 0x8080808080808080UL) != 0) break;
+                    // Every byte is below 0x80, so these sums never carry into the next byte.
+                    ulong atLeastA = x + 0x1F1F1F1F1F1F1F1FUL; // bit 7 set where byte >= 'a' (0x61)
+                    ulong aboveZ = x + 0x0505050505050505UL;   // bit 7 set where byte > 'z' (0x7A)
+                    ulong lower = atLeastA & ~aboveZ & 0x8080808080808080UL;
+                    *(ulong*)d = x ^ (lower >> 2); // clear 0x20 in the lowercase letters
+                    s += 8;
+                    d += 8;
+                }
+                byte[] ascii = AsciiUpper;
+                while (s < end && *s < 0x80)
+                {
+                    *d = ascii[*s];
+                    s++;
+                    d++;
+                }
+                return (int)(s - (s0 + i));
+            }
         }
 
         void EnsureCapacity(int needed)
