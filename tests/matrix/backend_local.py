@@ -18,6 +18,12 @@ START_TIMEOUT = 30.0
 BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 
 
+def parse_memory(proc_status: str) -> dict[str, int]:
+    """VmRSS and VmHWM from /proc/PID/status, in KiB."""
+    return {key: int(value.split()[0]) for key, value in
+            (line.split(":", 1) for line in proc_status.splitlines()) if key in ("VmRSS", "VmHWM")}
+
+
 class BuildFailed(Exception):
     pass
 
@@ -80,9 +86,10 @@ class ServerProcess:
 
     def memory_kib(self) -> dict[str, int]:
         """VmRSS and VmHWM (peak RSS) of the server process, in KiB."""
-        status = Path(f"/proc/{self.pid}/status").read_text()
-        return {key: int(value.split()[0]) for key, value in
-                (line.split(":", 1) for line in status.splitlines()) if key in ("VmRSS", "VmHWM")}
+        return parse_memory(Path(f"/proc/{self.pid}/status").read_text())
+
+    def process_name(self) -> str:
+        return Path(f"/proc/{self.pid}/comm").read_text().strip()
 
     def send_signal(self, signum: int) -> None:
         self.process.send_signal(signum)
@@ -104,6 +111,10 @@ class ServerProcess:
         self.process.stdout.close()
         self._stderr_file.close()
 
+    def release(self) -> None:
+        """End of the session: this worker's servers are its own."""
+        self.stop()
+
     def stop(self) -> None:
         """Ask politely (S-4), then kill."""
         if self.process.poll() is None:
@@ -117,6 +128,7 @@ class ServerProcess:
 
 class LocalBackend:
     name = "local"
+    harness_host = "127.0.0.1"  # where the harness's fake servers listen for clients under test
 
     def __init__(self, work_dir: Path, lock_dir: Path) -> None:
         self.work_dir = work_dir
@@ -139,8 +151,12 @@ class LocalBackend:
         return ServerProcess(argv, self.environment(env), self.work_dir)
 
     def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
-            env: dict[str, str] | None = None, timeout: float = 120.0) -> Completed:
-        """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory)."""
+            env: dict[str, str] | None = None, timeout: float = 120.0,
+            beside: ServerProcess | None = None) -> Completed:
+        """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory).
+
+        `beside` runs it where it sees that server's loopback; for local processes that is everywhere.
+        """
         argv = [*implementation.command, *args]
         if isinstance(stdin, Path):
             with stdin.open("rb") as source:

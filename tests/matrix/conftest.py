@@ -112,16 +112,16 @@ class ServerPool:
             server = self.running[key] = self.backend.start_server(implementation, env=env)
         return server
 
-    def stop_all(self) -> None:
+    def release_all(self) -> None:
         for server in self.running.values():
-            server.stop()
+            server.release()
 
 
 @pytest.fixture(scope="session")
 def servers(backend: LocalBackend):
     pool = ServerPool(backend)
     yield pool
-    pool.stop_all()
+    pool.release_all()
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Small scripted TCP servers that misbehave on purpose, for client conformance (spec section 6).
 
-A FakeServer listens on 127.0.0.1 and runs its script once per connection in a thread. Scripts get the
+A FakeServer listens where the clients under test can reach it and runs its script once per connection in a thread. Scripts get the
 connected socket and the server (to record what arrived); they never uppercase anything.
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ Script = Callable[[socket.socket, "FakeServer"], None]
 
 
 class FakeServer:
-    def __init__(self, script: Script) -> None:
+    def __init__(self, host: str, script: Script) -> None:
         self.script = script
         self.received = bytearray()
         self.finished = threading.Event()  # the test is over: scripts that hold a connection let go
-        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener = socket.create_server((host, 0))
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     @property

@@ -14,7 +14,7 @@ from .fake_servers import (FakeServer, answer_and_close_early, echo_unchanged, r
 
 
 def run_client(backend, client, port: int, *args: str, **kwargs):
-    return backend.run(client, "client", "--host", "127.0.0.1", "--port", str(port), *args, **kwargs)
+    return backend.run(client, "client", "--host", backend.harness_host, "--port", str(port), *args, **kwargs)
 
 
 def assert_error_line(result, code: int) -> None:
@@ -24,7 +24,7 @@ def assert_error_line(result, code: int) -> None:
 
 @pytest.mark.clause("C-2", "C-1")
 def test_messages_are_sent_as_lf_terminated_lines_then_half_close(backend, client) -> None:
-    with FakeServer(record_then_reply(b"OK\n")) as fake:
+    with FakeServer(backend.harness_host, record_then_reply(b"OK\n")) as fake:
         result = run_client(backend, client, fake.port, "Hello World", "straße", "")
     assert bytes(fake.received) == "Hello World\nstraße\n\n".encode()
     assert (result.returncode, result.stdout) == (0, b"OK\n"), result.stderr
@@ -33,7 +33,7 @@ def test_messages_are_sent_as_lf_terminated_lines_then_half_close(backend, clien
 @pytest.mark.clause("C-3")
 def test_stdin_is_sent_unchanged(backend, client) -> None:
     data = bytes(range(256)) + b"\r\nno newline at the end"
-    with FakeServer(record_then_reply(b"done")) as fake:
+    with FakeServer(backend.harness_host, record_then_reply(b"done")) as fake:
         result = run_client(backend, client, fake.port, stdin=data)
     assert bytes(fake.received) == data, describe_difference(bytes(fake.received), data)
     assert (result.returncode, result.stdout) == (0, b"done"), result.stderr
@@ -41,7 +41,7 @@ def test_stdin_is_sent_unchanged(backend, client) -> None:
 
 @pytest.mark.clause("C-3", "E-1")
 def test_empty_stdin_half_closes_at_once(backend, client) -> None:
-    with FakeServer(record_then_reply(b"nothing to say\n")) as fake:
+    with FakeServer(backend.harness_host, record_then_reply(b"nothing to say\n")) as fake:
         result = run_client(backend, client, fake.port, stdin=b"")
     assert bytes(fake.received) == b""
     assert (result.returncode, result.stdout) == (0, b"nothing to say\n"), result.stderr
@@ -51,7 +51,7 @@ def test_empty_stdin_half_closes_at_once(backend, client) -> None:
 @pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
 def test_stdout_is_binary_safe(backend, client, locale) -> None:
     reply = bytes(range(256)) * 4 + b"\r\n\x00\xef\xbb\xbf\xff"
-    with FakeServer(record_then_reply(reply)) as fake:
+    with FakeServer(backend.harness_host, record_then_reply(reply)) as fake:
         result = run_client(backend, client, fake.port, "x", env={"LANG": locale, "LC_ALL": locale})
     assert result.stdout == reply, describe_difference(result.stdout, reply)
     assert result.returncode == 0, result.stderr
@@ -62,7 +62,7 @@ def test_64_mib_round_trip_through_stdin_does_not_deadlock(backend, client, tmp_
     data = random.Random(64).randbytes(64 * 1024 * 1024)
     stdin = tmp_path / "stdin.bin"
     stdin.write_bytes(data)
-    with FakeServer(echo_unchanged) as fake:
+    with FakeServer(backend.harness_host, echo_unchanged) as fake:
         result = run_client(backend, client, fake.port, stdin=stdin, timeout=180)
     assert len(result.stdout) == len(data), f"got {len(result.stdout)} of {len(data)} bytes"
     assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(data).digest(), \
@@ -73,7 +73,7 @@ def test_64_mib_round_trip_through_stdin_does_not_deadlock(backend, client, tmp_
 @pytest.mark.clause("C-6")
 def test_connection_refused_exits_3(backend, client) -> None:
     with socket.socket() as reserved:  # bound but not listening: connecting to it is refused
-        reserved.bind(("127.0.0.1", 0))
+        reserved.bind((backend.harness_host, 0))
         result = run_client(backend, client, reserved.getsockname()[1], "hello")
     assert_error_line(result, 3)
     assert result.stdout == b""
@@ -89,7 +89,7 @@ def test_unknown_host_exits_3(backend, client) -> None:
 @pytest.mark.clause("C-5", "C-6")
 def test_connect_timeout_exits_3(backend, client) -> None:
     with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
+        listener.bind((backend.harness_host, 0))
         listener.listen(0)
         with socket.create_connection(listener.getsockname()):  # fills the accept queue of length 0
             probe = socket.socket()
@@ -106,14 +106,14 @@ def test_connect_timeout_exits_3(backend, client) -> None:
 
 @pytest.mark.clause("C-6")
 def test_server_reset_exits_4(backend, client) -> None:
-    with FakeServer(reset_after_input) as fake:
+    with FakeServer(backend.harness_host, reset_after_input) as fake:
         result = run_client(backend, client, fake.port, "hello")
     assert_error_line(result, 4)
 
 
 @pytest.mark.clause("C-5", "C-6")
 def test_silent_server_exits_4_after_the_timeout(backend, client) -> None:
-    with FakeServer(silent) as fake:
+    with FakeServer(backend.harness_host, silent) as fake:
         started = time.monotonic()
         result = run_client(backend, client, fake.port, "--timeout", "1", "hello")
         elapsed = time.monotonic() - started
@@ -125,7 +125,7 @@ def test_silent_server_exits_4_after_the_timeout(backend, client) -> None:
 @pytest.mark.clause("C-5")
 def test_timeout_bounds_each_wait_not_the_whole_reply(backend, client) -> None:
     reply = b"slowly"  # 6 bytes, 0.5 s apart: 3 s in all, never 1.5 s without data
-    with FakeServer(trickle(reply, 0.5)) as fake:
+    with FakeServer(backend.harness_host, trickle(reply, 0.5)) as fake:
         result = run_client(backend, client, fake.port, "--timeout", "1.5", "hello")
     assert (result.returncode, result.stdout) == (0, reply), result.stderr
 
@@ -133,7 +133,7 @@ def test_timeout_bounds_each_wait_not_the_whole_reply(backend, client) -> None:
 @pytest.mark.clause("C-5", "C-3")
 def test_no_timeout_while_still_sending(backend, client) -> None:
     data = b"z" * (32 * 1024 * 1024)  # more than the socket buffers hold: the client blocks sending
-    with FakeServer(slow_to_read(3)) as fake:
+    with FakeServer(backend.harness_host, slow_to_read(3)) as fake:
         result = run_client(backend, client, fake.port, "--timeout", "1", stdin=data, timeout=120)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout) == len(data) and result.stdout == data
@@ -141,6 +141,6 @@ def test_no_timeout_while_still_sending(backend, client) -> None:
 
 @pytest.mark.clause("C-7")
 def test_server_closing_early_ends_the_client_with_0(backend, client) -> None:
-    with FakeServer(answer_and_close_early(b"EARLY\n")) as fake:
+    with FakeServer(backend.harness_host, answer_and_close_early(b"EARLY\n")) as fake:
         result = run_client(backend, client, fake.port, stdin=b"q" * (1024 * 1024), timeout=60)
     assert (result.returncode, result.stdout) == (0, b"EARLY\n"), result.stderr
