@@ -72,6 +72,7 @@ namespace UpperEcho
         readonly bool positionals;
         public readonly Dictionary<string, string> Values = new Dictionary<string, string>();
         public readonly List<string> Positionals = new List<string>();
+        public readonly List<int> PositionalIndices = new List<int>();
         public bool Help;
 
         public ArgParser(string command, bool positionals, params string[] flags)
@@ -102,6 +103,7 @@ namespace UpperEcho
                 {
                     if (!positionals) throw new UsageException("unrecognized arguments: " + a);
                     Positionals.Add(a);
+                    PositionalIndices.Add(i);
                     continue;
                 }
                 if (a == "--") { onlyPositionals = true; continue; }
@@ -238,7 +240,13 @@ namespace UpperEcho
                         Port = (int)p.Int("--port", 7007, 1, 65535),
                         Timeout = p.Seconds("--timeout", 10, true),
                     };
-                    return Client.Run(options, p.Positionals);
+                    var messages = new List<byte[]>();
+                    if (p.PositionalIndices.Count > 0)
+                    {
+                        byte[][] raw = MonoQuirks.RawArguments(args); // the MESSAGE bytes exactly as given
+                        foreach (int i in p.PositionalIndices) messages.Add(raw[i]);
+                    }
+                    return Client.Run(options, messages);
                 }
                 case "transform":
                 {

@@ -5,9 +5,10 @@
 // stdout is the raw standard output Stream, never a TextWriter: the server's
 // bytes go out unchanged and are flushed as they arrive (C-4).
 //
-// --timeout (C-5) bounds the connect (a non-blocking connect plus Poll, which
-// keeps start-up free of the async/thread-pool machinery) and, once the
-// sender has half-closed, each wait for data from the server.
+// --timeout (C-5) bounds the connect (a blocking connect under SO_SNDTIMEO,
+// which keeps start-up free of exceptions and the async/thread-pool
+// machinery) and, once the sender has half-closed, each wait for data from
+// the server.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -45,8 +46,9 @@ namespace UpperEcho
             this.timeout = timeout;
         }
 
-        public static int Run(ClientOptions options, List<string> messages)
+        public static int Run(ClientOptions options, List<byte[]> messages)
         {
+            MonoQuirks.SkipSlowSocketInit();
             Socket socket;
             try
             {
@@ -61,11 +63,9 @@ namespace UpperEcho
             if (messages.Count > 0)
             {
                 var bytes = new MemoryStream();
-                var utf8 = new UTF8Encoding(false);
-                foreach (string m in messages)
+                foreach (byte[] m in messages)
                 {
-                    byte[] b = utf8.GetBytes(m);
-                    bytes.Write(b, 0, b.Length);
+                    bytes.Write(m, 0, m.Length); // C-2: each MESSAGE's bytes, then LF
                     bytes.WriteByte((byte)'\n');
                 }
                 payload = bytes.ToArray();
@@ -73,16 +73,21 @@ namespace UpperEcho
             var client = new Client(socket, options.Timeout);
             // Background: a sender blocked reading a terminal must not keep the client alive
             // after the server closed (C-7).
-            var sender = new Thread(() => client.SendAll(payload)) { IsBackground = true, Name = "sender" };
+            var sender = new Thread(() => client.SendAll(payload), 256 * 1024) { IsBackground = true, Name = "sender" };
             sender.Start();
+            int code;
             try
             {
-                return client.ReceiveAll();
+                code = client.ReceiveAll();
             }
             finally
             {
                 try { socket.Close(); } catch (Exception) { }
             }
+            // Returning from Main would make Mono wait for the sender, which may be blocked reading
+            // stdin (C-7: the server closed first). stdout is unbuffered and already flushed.
+            Environment.Exit(code);
+            return code;
         }
 
         static string Reason(Exception e)
@@ -109,21 +114,21 @@ namespace UpperEcho
                 var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
                 try
                 {
-                    socket.Blocking = false;
+                    // A blocking connect bounded by SO_SNDTIMEO (Linux honours it for connect): no
+                    // exception and no async machinery on the successful path, which keeps start-up short.
+                    socket.SendTimeout = (int)Math.Max(1, Math.Min(left, int.MaxValue));
                     try
                     {
                         socket.Connect(new IPEndPoint(address, port));
                     }
                     catch (SocketException e)
                     {
-                        if (e.SocketErrorCode != SocketError.WouldBlock && e.SocketErrorCode != SocketError.InProgress
-                            && e.SocketErrorCode != SocketError.AlreadyInProgress)
-                            throw;
-                        if (!WaitWritable(socket, left)) throw new SocketException((int)SocketError.TimedOut);
-                        int error = (int)socket.GetSocketOption(SocketOptionLevel.Socket, SocketOptionName.Error);
-                        if (error != 0) throw new SocketException(error);
+                        if (e.SocketErrorCode == SocketError.WouldBlock || e.SocketErrorCode == SocketError.InProgress
+                            || e.SocketErrorCode == SocketError.TimedOut)
+                            throw new SocketException((int)SocketError.TimedOut);
+                        throw;
                     }
-                    socket.Blocking = true;
+                    socket.SendTimeout = 0; // C-5: no timeout while sending
                     return socket;
                 }
                 catch (SocketException e)
@@ -134,19 +139,6 @@ namespace UpperEcho
                 }
             }
             throw last;
-        }
-
-        static bool WaitWritable(Socket socket, double milliseconds)
-        {
-            var clock = Stopwatch.StartNew();
-            while (true)
-            {
-                double left = milliseconds - clock.Elapsed.TotalMilliseconds;
-                if (left <= 0) return false;
-                int micros = (int)Math.Min(left * 1000, 1000000000.0);
-                if (socket.Poll(Math.Max(micros, 1), SelectMode.SelectWrite)) return true;
-                if (socket.Poll(0, SelectMode.SelectError)) return true;
-            }
         }
 
         void SendAll(byte[] payload)

@@ -69,6 +69,7 @@ namespace UpperEcho
         {
             double ms = Math.Ceiling(options.IdleTimeout * 1000); // 0 = off; never round a tiny timeout to "off"
             idleMilliseconds = ms > int.MaxValue ? 0 : (int)ms;
+            MonoQuirks.SkipSlowSocketInit();
             try
             {
                 listener = Listen(options.Host, options.Port);
