@@ -134,6 +134,9 @@ class LocalBackend:
         self.work_dir = work_dir
         self.lock_dir = lock_dir  # shared by all xdist workers, so each implementation builds once at a time
 
+    def missing_tools(self, implementation: Implementation) -> list[str]:
+        return implementation.missing_tools()
+
     def build(self, implementation: Implementation) -> None:
         with open(self.lock_dir / f"build-{implementation.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -149,6 +152,10 @@ class LocalBackend:
                      env: dict[str, str] | None = None) -> ServerProcess:
         argv = [*implementation.command, "server", "--port", "0", *args]
         return ServerProcess(argv, self.environment(env), self.work_dir)
+
+    def shared_server(self, implementation: Implementation, turkish: bool) -> ServerProcess:
+        """A default server for the session; local processes are per worker."""
+        return self.start_server(implementation, env=implementation.turkish_environment() if turkish else None)
 
     def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
             env: dict[str, str] | None = None, timeout: float = 120.0,

@@ -7,6 +7,7 @@ test is skipped when its toolchain is missing (`--require-all`, defined in tests
 from __future__ import annotations
 
 import resource
+import uuid
 
 import pytest
 
@@ -15,12 +16,14 @@ from .registry import Implementation, load_registry
 from .vectors import load_vectors
 
 IMPLEMENTATIONS = load_registry()
+SESSION_ID = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("upper-echo matrix")
-    group.addoption("--backend", choices=["local"], default="local",
-                    help="where implementations run: 'local' processes (default)")
+    group.addoption("--backend", choices=["local", "docker"], default="local",
+                    help="where implementations run: 'local' processes (default: needs no Docker) or 'docker' "
+                         "containers on a private network made for the session")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -28,6 +31,21 @@ def pytest_configure(config: pytest.Config) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # One id per run, made by the controller and handed to xdist workers: shared containers are named by it.
+    workerinput = getattr(config, "workerinput", None)
+    config.stash[SESSION_ID] = workerinput["upper_echo_session"] if workerinput else uuid.uuid4().hex[:10]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    node.workerinput["upper_echo_session"] = node.config.stash[SESSION_ID]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The controller (or a run without xdist) removes the session's containers, whatever the outcome.
+    if config.getoption("--backend") == "docker" and not hasattr(config, "workerinput"):
+        from .backend_docker import remove_session
+        remove_session(config.stash[SESSION_ID])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -57,21 +75,24 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> LocalBackend:
-    # The parent of the basetemp is shared by all xdist workers: the build lock lives there.
-    return LocalBackend(work_dir=tmp_path_factory.mktemp("logs"),
-                        lock_dir=tmp_path_factory.getbasetemp().parent)
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    # The parent of the basetemp is shared by all xdist workers: locks live there.
+    shared_dir = tmp_path_factory.getbasetemp().parent
+    if request.config.getoption("--backend") == "docker":
+        from .backend_docker import DockerBackend
+        return DockerBackend(session=request.config.stash[SESSION_ID], lock_dir=shared_dir)
+    return LocalBackend(work_dir=tmp_path_factory.mktemp("logs"), lock_dir=shared_dir)
 
 
 class Toolchains:
     """Builds each implementation once per worker; missing toolchains become skips."""
 
-    def __init__(self, backend: LocalBackend) -> None:
+    def __init__(self, backend) -> None:
         self.backend = backend
         self.built: dict[str, Exception | None] = {}
 
     def prepare(self, implementation: Implementation) -> None:
-        missing = implementation.missing_tools()
+        missing = self.backend.missing_tools(implementation)
         if missing:
             pytest.skip(f"{implementation.name}: toolchain missing ({', '.join(missing)} not on PATH)")
         if implementation.name not in self.built:
@@ -85,7 +106,7 @@ class Toolchains:
 
 
 @pytest.fixture(scope="session")
-def toolchains(backend: LocalBackend) -> Toolchains:
+def toolchains(backend) -> Toolchains:
     return Toolchains(backend)
 
 
@@ -100,7 +121,7 @@ def _prepare_implementations(request: pytest.FixtureRequest, toolchains: Toolcha
 class ServerPool:
     """One long-running default server per implementation (and locale) per worker, started on first use."""
 
-    def __init__(self, backend: LocalBackend) -> None:
+    def __init__(self, backend) -> None:
         self.backend = backend
         self.running: dict[tuple[str, bool], ServerProcess] = {}
 
@@ -108,8 +129,7 @@ class ServerPool:
         key = (implementation.name, turkish)
         server = self.running.get(key)
         if server is None or not server.is_running():
-            env = implementation.turkish_environment() if turkish else None
-            server = self.running[key] = self.backend.start_server(implementation, env=env)
+            server = self.running[key] = self.backend.shared_server(implementation, turkish)
         return server
 
     def release_all(self) -> None:
@@ -118,14 +138,14 @@ class ServerPool:
 
 
 @pytest.fixture(scope="session")
-def servers(backend: LocalBackend):
+def servers(backend):
     pool = ServerPool(backend)
     yield pool
     pool.release_all()
 
 
 @pytest.fixture
-def dedicated_server(backend: LocalBackend):
+def dedicated_server(backend):
     """Start a server with non-default flags for one test; it is stopped afterwards."""
     started: list[ServerProcess] = []
 

@@ -1,0 +1,234 @@
+"""The docker backend: every server and every client runs in its own container, driven by the Docker SDK.
+
+Everything lives on one private network made for the test session. No host port is published and nothing
+is bind-mounted; the harness reaches servers at their addresses on that network, and clients reach the
+harness's fake servers at the harness's own address on it (the network's gateway when pytest runs on the
+engine's host, its container address when pytest itself runs in a container on the network).
+
+Shared state across pytest-xdist workers: the session id comes from the controller, and the network and the
+default servers have names derived from it, so the first worker to ask creates them and the others find
+them. The controller removes everything labelled with the session id at the end, pass, fail or Ctrl-C.
+"""
+from __future__ import annotations
+
+import fcntl
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+
+from .backend_local import LISTENING, START_TIMEOUT, BuildFailed, Completed, ServerDidNotStart, parse_memory
+from .registry import REPO, Implementation
+
+SESSION_LABEL = "upper-echo.session"
+BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+STDOUT, STDERR = 1, 2
+
+
+def demultiplex(raw: socket.socket, stdout: bytearray, stderr: bytearray) -> None:
+    """Split Docker's attach stream (8-byte frame headers: stream, 0, 0, 0, big-endian size) into its parts."""
+    def read_exactly(size: int) -> bytes:
+        data = bytearray()
+        while len(data) < size:
+            chunk = raw.recv(size - len(data))
+            if not chunk:
+                break
+            data += chunk
+        return bytes(data)
+
+    while len(header := read_exactly(8)) == 8:
+        stream, size = header[0], struct.unpack(">I", header[4:])[0]
+        (stdout if stream == STDOUT else stderr).extend(read_exactly(size))
+
+
+class ServerContainer:
+    """A server in a container; the same interface as backend_local.ServerProcess."""
+
+    def __init__(self, container, network: str) -> None:
+        self.container = container
+        self.argv = container.attrs["Config"]["Cmd"]
+        self.ready_line = self._wait_for_ready_line()
+        match = LISTENING.match(self.ready_line)
+        if not match:
+            raise ServerDidNotStart(f"{self.argv}: expected 'listening on ADDR:PORT', got {self.ready_line!r}; "
+                                    f"stderr: {self.stderr()!r}")
+        self.host = (match["v6"] or match["v4"]).decode()
+        self.port = int(match["port"])
+        container.reload()
+        self.network_address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+
+    def _wait_for_ready_line(self) -> bytes:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            stdout = self.container.logs(stdout=True, stderr=False)
+            if b"\n" in stdout:
+                return stdout[:stdout.index(b"\n") + 1]
+            self.container.reload()
+            if self.container.status == "exited":
+                break
+            time.sleep(0.05)
+        raise ServerDidNotStart(f"{self.argv}: no readiness line within {START_TIMEOUT:g} s; stderr: {self.stderr()!r}")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return self.network_address, self.port
+
+    def stderr(self) -> bytes:
+        return self.container.logs(stdout=False, stderr=True)
+
+    def log_lines(self) -> list[str]:
+        return self.stderr().decode("utf-8", "replace").splitlines()
+
+    def _read_file(self, path: str) -> str:
+        result = self.container.exec_run(["cat", path])
+        return result.output.decode()
+
+    def memory_kib(self) -> dict[str, int]:
+        return parse_memory(self._read_file("/proc/1/status"))
+
+    def process_name(self) -> str:
+        return self._read_file("/proc/1/comm").strip()
+
+    def send_signal(self, signum: int) -> None:
+        self.container.kill(signal=int(signum))
+
+    def wait(self, timeout: float) -> int:
+        return self.container.wait(timeout=timeout)["StatusCode"]
+
+    def remaining_stdout(self) -> bytes:
+        return self.container.logs(stdout=True, stderr=False)[len(self.ready_line):]
+
+    def is_running(self) -> bool:
+        try:
+            self.container.reload()
+        except NotFound:
+            return False
+        return self.container.status == "running"
+
+    def kill(self) -> None:
+        try:
+            self.container.remove(force=True)
+        except NotFound:
+            pass
+
+    def release(self) -> None:
+        """Shared by all workers: the controller removes it at the end of the session."""
+
+
+class DockerBackend:
+    name = "docker"
+
+    def __init__(self, session: str, lock_dir: Path) -> None:
+        self.docker = docker.from_env(timeout=300)
+        self.session = session
+        self.lock_dir = lock_dir
+        self.labels = {SESSION_LABEL: session}
+        self.network = self._shared_network()
+        self.harness_host = self._own_address_on_network()
+
+    def _locked(self, name: str):
+        lock = open(self.lock_dir / f"docker-{self.session}-{name}.lock", "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
+    def _shared_network(self) -> str:
+        name = f"upper-echo-{self.session}"
+        with self._locked("network"):
+            if not self.docker.networks.list(names=[name]):
+                self.docker.networks.create(name, driver="bridge", labels=self.labels)
+        return name
+
+    def _own_address_on_network(self) -> str:
+        gateway = self.docker.networks.get(self.network).attrs["IPAM"]["Config"][0]["Gateway"]
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect((gateway, 9))  # no packet is sent: this only asks the kernel for the route's source
+            return probe.getsockname()[0]
+
+    def missing_tools(self, implementation: Implementation) -> list[str]:
+        return []  # the toolchain is in the image
+
+    def build(self, implementation: Implementation) -> None:
+        """Build the image from the implementation's Dockerfile unless it exists (once across workers)."""
+        with self._locked(f"build-{implementation.name}"):
+            try:
+                self.docker.images.get(implementation.image)
+                return
+            except ImageNotFound:
+                pass
+            dockerfile = (implementation.folder / "Dockerfile").relative_to(REPO)
+            try:
+                # host network: RUN apt-get in the build reaches the package mirror the host uses
+                self.docker.images.build(path=str(REPO), dockerfile=str(dockerfile), tag=implementation.image,
+                                         network_mode="host", rm=True)
+            except (APIError, docker.errors.BuildError) as failure:
+                raise BuildFailed(f"{implementation.name}: building {implementation.image} failed: {failure}")
+
+    def _create(self, implementation: Implementation, command: list[str], env: dict[str, str] | None,
+                name: str | None = None, beside: ServerContainer | None = None, **options):
+        network = {"network_mode": f"container:{beside.container.id}"} if beside else {"network": self.network}
+        return self.docker.containers.create(
+            implementation.image, command, name=name, labels=self.labels,
+            environment={**BASE_ENV, **(env or {})}, **network, **options)
+
+    def start_server(self, implementation: Implementation, *args: str, env: dict[str, str] | None = None,
+                     name: str | None = None) -> ServerContainer:
+        host = [] if "--host" in args else ["--host", "0.0.0.0"]
+        command = ["server", *host, "--port", "0", *args]
+        try:
+            container = self._create(implementation, command, env, name=name)
+        except APIError as conflict:
+            if name is None or conflict.status_code != 409:
+                raise
+            return ServerContainer(self.docker.containers.get(name), self.network)  # another worker made it
+        container.start()
+        return ServerContainer(container, self.network)
+
+    def shared_server(self, implementation: Implementation, turkish: bool) -> ServerContainer:
+        """The session's default server for one implementation and locale, shared by every worker."""
+        name = f"upper-echo-{self.session}-{implementation.name}{'-tr' if turkish else ''}"
+        env = implementation.turkish_environment() if turkish else None
+        with self._locked(name):
+            return self.start_server(implementation, env=env, name=name)
+
+    def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
+            env: dict[str, str] | None = None, timeout: float = 120.0,
+            beside: ServerContainer | None = None) -> Completed:
+        """`docker run --rm -i IMAGE ARGS < stdin`, through the SDK's attach socket."""
+        data = stdin.read_bytes() if isinstance(stdin, Path) else stdin
+        container = self._create(implementation, list(args), env, beside=beside,
+                                 stdin_open=True, stdin_once=True)
+        try:
+            attached = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
+            raw = attached._sock  # the SDK exposes the hijacked connection only this way
+            stdout, stderr = bytearray(), bytearray()
+            reader = threading.Thread(target=demultiplex, args=(raw, stdout, stderr), daemon=True)
+            reader.start()
+            container.start()
+
+            def feed() -> None:
+                try:
+                    raw.sendall(data)
+                    raw.shutdown(socket.SHUT_WR)  # stdin EOF for the process (stdin_once)
+                except OSError:
+                    pass  # the process exited without reading all of stdin
+            threading.Thread(target=feed, daemon=True).start()
+            status = container.wait(timeout=timeout)["StatusCode"]
+            reader.join(timeout)
+            attached.close()
+            return Completed(list(args), status, bytes(stdout), bytes(stderr))
+        finally:
+            container.remove(force=True)
+
+
+def remove_session(session: str) -> None:
+    """Remove every container and the network of a session (the controller calls this at the end)."""
+    engine = docker.from_env()
+    selector = {"label": f"{SESSION_LABEL}={session}"}
+    for container in engine.containers.list(all=True, filters=selector):
+        container.remove(force=True)
+    for network in engine.networks.list(filters=selector):
+        network.remove()
