@@ -212,7 +212,7 @@ namespace UpperEcho
             catch (Exception e)
             {
                 Out.Log("cannot start a thread for peer=" + peer + ": " + Out.OneLine(e.Message));
-                connection.Abort();
+                try { client.Close(); } catch (Exception) { }
                 Finished(connection);
             }
         }
