@@ -168,11 +168,23 @@ class DockerBackend:
                 raise BuildFailed(f"{implementation.name}: building {implementation.image} failed: {failure}")
 
     def _create(self, implementation: Implementation, command: list[str], env: dict[str, str] | None,
-                name: str | None = None, beside: ServerContainer | None = None, **options):
-        network = {"network_mode": f"container:{beside.container.id}"} if beside else {"network": self.network}
-        return self.docker.containers.create(
+                name: str | None = None, beside: ServerContainer | None = None, stdin: bool = False):
+        """Create (not start) a container. The low-level API sets StdinOnce with stdin_open (stdin EOF reaches
+        the process when the attach connection half-closes); the high-level one does not."""
+        api = self.docker.api
+        if beside:
+            host_config = api.create_host_config(network_mode=f"container:{beside.container.id}")
+        else:  # the IPv6 loopback too, for servers told to listen on ::1 (N-1)
+            host_config = api.create_host_config(network_mode=self.network,
+                                                 sysctls={"net.ipv6.conf.lo.disable_ipv6": "0"})
+        created = api.create_container(
             implementation.image, command, name=name, labels=self.labels,
-            environment={**BASE_ENV, **(env or {})}, **network, **options)
+            # naming the entrypoint keeps an empty command empty instead of the image's default CMD
+            entrypoint=self.docker.images.get(implementation.image).attrs["Config"]["Entrypoint"],
+            environment={**BASE_ENV, **(env or {})}, stdin_open=stdin, host_config=host_config,
+            networking_config=None if beside else api.create_networking_config(
+                {self.network: api.create_endpoint_config()}))
+        return self.docker.containers.get(created["Id"])
 
     def start_server(self, implementation: Implementation, *args: str, env: dict[str, str] | None = None,
                      name: str | None = None) -> ServerContainer:
@@ -199,8 +211,7 @@ class DockerBackend:
             beside: ServerContainer | None = None) -> Completed:
         """`docker run --rm -i IMAGE ARGS < stdin`, through the SDK's attach socket."""
         data = stdin.read_bytes() if isinstance(stdin, Path) else stdin
-        container = self._create(implementation, list(args), env, beside=beside,
-                                 stdin_open=True, stdin_once=True)
+        container = self._create(implementation, list(args), env, beside=beside, stdin=True)
         try:
             attached = container.attach_socket(params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1})
             raw = attached._sock  # the SDK exposes the hijacked connection only this way
