@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import resource
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -24,9 +25,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--backend", choices=["local", "docker"], default="local",
                     help="where implementations run: 'local' processes (default: needs no Docker) or 'docker' "
                          "containers on a private network made for the session")
+    group.addoption("--registry", action="append", type=Path, metavar="PATH",
+                    help="read implementations from this registry instead of implementations.toml; repeat to "
+                         "combine several (tests/mutants/mutants.toml registers the deliberately broken ones)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global IMPLEMENTATIONS
+    if config.getoption("--registry"):
+        IMPLEMENTATIONS = {name: impl for path in config.getoption("--registry")
+                           for name, impl in load_registry(path.resolve()).items()}
     # Hundreds of test connections at once (S-1) need more than a small default limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:

@@ -1,0 +1,308 @@
+"""Readable matrix reports, as a pytest plugin (registered by tests/conftest.py).
+
+Every run: a clients x servers table in the terminal and the failing cells, each with a one-line repro.
+`--report-dir DIR`: junit.xml, results.json, report.html (self-contained) and summary.md (for a CI step summary).
+The known-failures ledger (known_failures.py) is applied here too.
+
+Cheap by design: every test carries a few names (its cell); only failures carry evidence (input, expected and
+actual bytes, both sides' stderr), captured from the failing frames' locals and capped in size. Workers attach
+both to their reports (plain data, so pytest-xdist ships them to the controller), which alone writes the files.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shlex
+import socket
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from .bytes_diff import first_difference
+from .known_failures import LEDGER, Ledger, LedgerError, load_ledger
+
+REPO = Path(__file__).resolve().parents[2]
+BLOB_CAP = 2048  # bytes of each input/expected/actual kept for a failure (plus a window at the first difference)
+WINDOW = 128
+STDERR_CAP = 2048  # the last bytes of each side's stderr
+MESSAGE_CAP = 6000
+TERMINAL_FAILURES = 40
+LEDGER_KEY = pytest.StashKey[Ledger]()
+COLLECTOR_KEY = pytest.StashKey["Collector"]()
+RESULTS_KEY = pytest.StashKey[dict]()
+_collector: "Collector | None" = None  # this process's collector (the controller's, or the only process's)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("upper-echo reports")
+    group.addoption("--report-dir", type=Path, default=None, metavar="DIR",
+                    help="write junit.xml, results.json, report.html and summary.md there at the end of the run")
+    group.addoption("--known-failures", type=Path, default=LEDGER, metavar="PATH",
+                    help="the known-failures ledger (default: tests/matrix/known_failures.toml)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    try:
+        config.stash[LEDGER_KEY] = Ledger(load_ledger(config.getoption("--known-failures")))
+    except LedgerError as error:
+        raise pytest.UsageError(f"known-failures ledger: {error}") from None
+    global _collector
+    if not hasattr(config, "workerinput"):
+        config.stash[COLLECTOR_KEY] = _collector = Collector(config)
+
+
+# ---------------------------------------------------------------- worker side: what each report carries
+
+def cell_of(item: pytest.Item) -> dict:
+    """The names a report groups a test by: its roles, its vector, the clauses it cites."""
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    name = getattr(item, "originalname", None) or item.name
+    cell: dict = {"test": name, "file": item.nodeid.split("::", 1)[0],
+                  "id": item.name[len(name) + 1:-1] if item.name.startswith(name + "[") else "",
+                  "clauses": sorted({c for mark in item.iter_markers("clause") for c in mark.args})}
+    for role in ("client", "server", "implementation"):
+        if role in params:
+            cell[role] = getattr(params[role], "name", str(params[role]))
+    vector = params.get("vector")
+    if vector is not None:
+        cell["vector"], cell["category"] = vector.id, vector.category
+    return cell
+
+
+def blob(data: bytes, around: int | None = None) -> dict:
+    """Capped bytes for a report: the head, and a window at `around` if that lies beyond the head."""
+    kept = {"length": len(data), "head": _hex_and_text(data[:BLOB_CAP])}
+    if around is not None and around >= BLOB_CAP - WINDOW // 2 and around < len(data):
+        start = max(0, around - WINDOW)
+        kept["window"] = {"start": start, **_hex_and_text(data[start:around + WINDOW])}
+    return kept
+
+
+def _hex_and_text(data: bytes) -> dict:
+    return {"hex": data.hex(" "), "text": data.decode("utf-8", "backslashreplace")}
+
+
+def tail(data: bytes) -> dict:
+    return {"length": len(data), "text": data[-STDERR_CAP:].decode("utf-8", "backslashreplace")}
+
+
+def _frames_locals(excinfo) -> list[dict]:
+    """The locals of every frame of the failure, innermost first."""
+    if excinfo is None:
+        return []
+    return [dict(entry.frame.f_locals) for entry in reversed(excinfo.traceback)]
+
+
+def evidence_of(item: pytest.Item, call: pytest.CallInfo) -> dict:
+    """Input, expected and actual bytes and both sides' stderr of a failure, from its frames and parameters."""
+    found: dict = {}
+    params = getattr(item, "callspec", None)
+    params = params.params if params else {}
+    vector = params.get("vector")
+    if vector is not None:
+        found["input"], found["expected"] = vector.input, vector.expected
+    frames = _frames_locals(call.excinfo)
+    for local in frames:  # the innermost comparison of two byte strings
+        if isinstance(local.get("actual"), bytes) and isinstance(local.get("expected"), bytes):
+            found.setdefault("actual", local["actual"])
+            found["expected"] = local["expected"]
+            break
+    for local in frames:
+        for value in local.values():
+            if all(hasattr(value, name) for name in ("argv", "returncode", "stdout", "stderr")):  # a Completed
+                found.setdefault("actual", value.stdout)
+                found.setdefault("run", {"argv": [str(arg) for arg in value.argv], "exit": value.returncode,
+                                         "stderr": tail(value.stderr)})
+            elif callable(getattr(value, "stderr", None)) and hasattr(value, "ready_line") \
+                    and "server_stderr" not in found:  # a server the test started itself
+                found["server_stderr"] = _safe_stderr(value)
+        if "input" not in found:
+            for name in ("data", "text", "lines"):
+                if isinstance(local.get(name), bytes):
+                    found["input"] = local[name]
+                    break
+    server = params.get("server")
+    pool = item.funcargs.get("servers") if hasattr(item, "funcargs") else None
+    if server is not None and pool is not None and "server_stderr" not in found:
+        turkish = "turkish" in item.name
+        running = getattr(pool, "running", {}).get((server.name, turkish))
+        if running is not None:
+            found["server_stderr"] = _safe_stderr(running)
+    offset = first_difference(found["actual"], found["expected"]) \
+        if isinstance(found.get("actual"), bytes) and isinstance(found.get("expected"), bytes) else None
+    result: dict = {"first_difference": offset}
+    for name in ("input", "expected", "actual"):
+        if isinstance(found.get(name), bytes):
+            result[name] = blob(found[name], offset if name != "input" else None)
+    for name in ("run", "server_stderr"):
+        if name in found:
+            result[name] = found[name]
+    return result
+
+
+def _safe_stderr(server) -> dict:
+    try:
+        return tail(server.stderr())
+    except Exception as error:  # a container gone, a file closed: the report must not fail the test
+        return {"length": 0, "text": f"(stderr unavailable: {error})"}
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # outermost: sees the report after tests/conftest.py's changes
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    outcome = yield
+    report = outcome.get_result()
+    report.upper_echo_cell = cell_of(item)
+    ledger = item.config.stash.get(LEDGER_KEY, None)
+    entry = ledger.match(item.nodeid) if ledger else None
+    if entry is not None and not entry.expired(ledger.today) and not hasattr(report, "wasxfail"):
+        if report.failed and report.when in ("setup", "call"):
+            report.upper_echo_evidence = evidence_of(item, call)
+            report.outcome = "skipped"
+            report.wasxfail = f"known failure: {entry.describe()}"
+            return
+        if report.passed and report.when == "call":
+            report.outcome = "failed"
+            report.longrepr = (f"listed in tests/matrix/known_failures.toml but passed: remove the entry "
+                               f"{entry.test!r} ({entry.describe()})")
+            return
+    if report.failed and report.when in ("setup", "call"):
+        try:
+            report.upper_echo_evidence = evidence_of(item, call)
+        except Exception as error:  # never let reporting turn into a test error
+            report.upper_echo_evidence = {"error": f"evidence unavailable: {error!r}"}
+
+
+# ---------------------------------------------------------------- controller side: collect, summarize, write
+
+class Collector:
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.records: dict[str, dict] = {}
+        self.started = time.time()
+
+    def add(self, report: pytest.TestReport) -> None:
+        record = self.records.get(report.nodeid)
+        if record is None:
+            record = self.records[report.nodeid] = {
+                "nodeid": report.nodeid, **getattr(report, "upper_echo_cell", {}),
+                "outcome": "passed", "when": "call", "duration": 0.0, "message": "", "repro": self.repro(report.nodeid)}
+        record["duration"] = round(record["duration"] + report.duration, 3)
+        outcome = phase_outcome(report)
+        if outcome is None or record["outcome"] not in ("passed",):
+            return
+        record["outcome"], record["when"] = outcome, report.when
+        if outcome in ("failed", "error", "known-failure", "skipped"):
+            record["message"] = message_of(report)
+        if hasattr(report, "upper_echo_evidence"):
+            record["evidence"] = report.upper_echo_evidence
+        if outcome == "known-failure":
+            record["known_failure"] = report.wasxfail
+
+    def repro(self, nodeid: str) -> str:
+        command = ["python3", "-m", "pytest", nodeid]
+        if self.config.getoption("--backend", "local") == "docker":
+            command += ["--backend", "docker"]
+        for registry in self.config.getoption("--registry", None) or []:
+            path = Path(registry).resolve()
+            command += ["--registry", str(path.relative_to(REPO) if path.is_relative_to(REPO) else path)]
+        return shlex.join(command)
+
+
+def phase_outcome(report: pytest.TestReport) -> str | None:
+    """What one phase says about the test, or None when it says nothing new (a passed setup or teardown)."""
+    if hasattr(report, "wasxfail"):
+        return "known-failure" if report.skipped else "passed"
+    if report.when == "call":
+        return report.outcome
+    if report.failed:
+        return "error"
+    if report.skipped and report.when == "setup":
+        return "skipped"
+    return None
+
+
+def message_of(report: pytest.TestReport) -> str:
+    if isinstance(report.longrepr, tuple):  # a skip: (file, line, reason)
+        text = report.longrepr[2]
+    else:
+        text = getattr(report, "longreprtext", "") or str(report.longrepr or "")
+    return text if len(text) <= MESSAGE_CAP else text[:MESSAGE_CAP // 2] + "\n[...]\n" + text[-MESSAGE_CAP // 2:]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    collector = _collector
+    if collector is not None:
+        collector.add(report)
+
+
+def narrowed(config: pytest.Config) -> bool:
+    """A run that cannot tell whether a ledger entry is stale: selected by keyword, marker or deselection."""
+    option = config.option
+    return bool(getattr(option, "keyword", "") or getattr(option, "markexpr", "") or getattr(option, "deselect", None)
+                or getattr(option, "lf", False) or any("::" in str(arg) for arg in config.args))
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    collector = session.config.stash.get(COLLECTOR_KEY, None)
+    if collector is None:
+        return
+    ledger = session.config.stash[LEDGER_KEY]
+    problems = ledger.problems(list(collector.records), narrowed(session.config))
+    if problems and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    results = build_results(collector, session, problems)
+    session.config.stash[RESULTS_KEY] = results
+    report_dir = session.config.getoption("--report-dir")
+    if report_dir is not None:
+        # A run without matrix tests (the mutant meta-test) keeps the matrix's results.json and re-renders.
+        write_reports(results if any(r["nodeid"].startswith("tests/matrix/") for r in results["tests"]) else None,
+                      report_dir)
+
+
+def build_results(collector: Collector, session: pytest.Session, problems: list[str]) -> dict:
+    from .report_render import clause_coverage
+    records = sorted(collector.records.values(), key=lambda r: r["nodeid"])
+    counts = defaultdict(int)
+    for record in records:
+        counts[record["outcome"]] += 1
+    config = session.config
+    return {
+        "format": "upper-echo-results/1",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "duration": round(time.time() - collector.started, 1),
+        "hostname": socket.gethostname(),
+        "backend": config.getoption("--backend", "local"),
+        "command": shlex.join(["python3", "-m", "pytest", *config.invocation_params.args]),
+        "exit_status": int(session.exitstatus),
+        "counts": dict(counts),
+        "ledger": {"entries": [entry.as_dict() for entry in config.stash[LEDGER_KEY].entries], "problems": problems},
+        "clauses": clause_coverage(records),
+        "tests": records,
+    }
+
+
+def write_reports(results: dict | None, report_dir: Path) -> None:
+    from .junit import write_junit
+    from .report_render import render_all
+    report_dir.mkdir(parents=True, exist_ok=True)
+    if results is not None:
+        (report_dir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
+        write_junit(results, report_dir / "junit.xml")
+    render_all(report_dir)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    results = config.stash.get(RESULTS_KEY, None)
+    if results is None or not results["tests"]:
+        return
+    from .report_render import terminal_lines
+    terminalreporter.section("upper-echo matrix")
+    for line in terminal_lines(results, TERMINAL_FAILURES):
+        terminalreporter.write_line(line)
+    report_dir = config.getoption("--report-dir")
+    if report_dir is not None:
+        terminalreporter.write_line(f"reports: {report_dir}/report.html, summary.md, results.json, junit.xml")
