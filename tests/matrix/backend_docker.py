@@ -122,12 +122,14 @@ class ServerContainer:
 class DockerBackend:
     name = "docker"
 
-    def __init__(self, session: str, lock_dir: Path) -> None:
+    def __init__(self, session: str, lock_dir: Path, network: str | None = None,
+                 compose_servers: bool = False) -> None:
         self.docker = docker.from_env(timeout=300)
         self.session = session
         self.lock_dir = lock_dir
         self.labels = {SESSION_LABEL: session}
-        self.network = self._shared_network()
+        self.network = network or self._shared_network()
+        self.compose_servers = compose_servers
         self.harness_host = self._own_address_on_network()
 
     def _locked(self, name: str):
@@ -161,9 +163,7 @@ class DockerBackend:
                 pass
             dockerfile = (implementation.folder / "Dockerfile").relative_to(REPO)
             try:
-                # host network: RUN apt-get in the build reaches the package mirror the host uses
-                self.docker.images.build(path=str(REPO), dockerfile=str(dockerfile), tag=implementation.image,
-                                         network_mode="host", rm=True)
+                self.docker.images.build(path=str(REPO), dockerfile=str(dockerfile), tag=implementation.image, rm=True)
             except (APIError, docker.errors.BuildError) as failure:
                 raise BuildFailed(f"{implementation.name}: building {implementation.image} failed: {failure}")
 
@@ -201,10 +201,19 @@ class DockerBackend:
 
     def shared_server(self, implementation: Implementation, turkish: bool) -> ServerContainer:
         """The session's default server for one implementation and locale, shared by every worker."""
+        if self.compose_servers and not turkish:
+            return self._compose_server(implementation)
         name = f"upper-echo-{self.session}-{implementation.name}{'-tr' if turkish else ''}"
         env = implementation.turkish_environment() if turkish else None
         with self._locked(name):
             return self.start_server(implementation, env=env, name=name)
+
+    def _compose_server(self, implementation: Implementation) -> ServerContainer:
+        found = self.docker.containers.list(filters={
+            "label": f"com.docker.compose.service={implementation.service}", "network": self.network})
+        if not found:
+            raise ServerDidNotStart(f"no running compose service {implementation.service} on {self.network}")
+        return ServerContainer(found[0], self.network)
 
     def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
             env: dict[str, str] | None = None, timeout: float = 120.0,

@@ -25,6 +25,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--backend", choices=["local", "docker"], default="local",
                     help="where implementations run: 'local' processes (default: needs no Docker) or 'docker' "
                          "containers on a private network made for the session")
+    group.addoption("--docker-network", metavar="NAME",
+                    help="docker backend: use this existing network instead of making one for the session")
+    group.addoption("--compose-servers", action="store_true",
+                    help="docker backend: test the servers of the compose services (implementations.toml "
+                         "`service`) running on --docker-network instead of starting them")
     group.addoption("--registry", action="append", type=Path, metavar="PATH",
                     help="read implementations from this registry instead of implementations.toml; repeat to "
                          "combine several (tests/mutants/mutants.toml registers the deliberately broken ones)")
@@ -88,7 +93,9 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     shared_dir = tmp_path_factory.getbasetemp().parent
     if request.config.getoption("--backend") == "docker":
         from .backend_docker import DockerBackend
-        return DockerBackend(session=request.config.stash[SESSION_ID], lock_dir=shared_dir)
+        return DockerBackend(session=request.config.stash[SESSION_ID], lock_dir=shared_dir,
+                             network=request.config.getoption("--docker-network"),
+                             compose_servers=request.config.getoption("--compose-servers"))
     return LocalBackend(work_dir=tmp_path_factory.mktemp("logs"), lock_dir=shared_dir)
 
 

@@ -20,6 +20,7 @@ class Implementation:
     needs: tuple[str, ...]
     image: str
     service: str
+    host_port: int | None = None
     debian_packages: tuple[str, ...] = ()
     turkish_env: dict[str, str] = field(default_factory=dict)
 
@@ -48,6 +49,7 @@ def load_registry(path: Path = REGISTRY) -> dict[str, Implementation]:
             needs=tuple(entry.get("needs", ())),
             image=entry["image"],
             service=entry["service"],
+            host_port=entry.get("host_port"),
             debian_packages=tuple(entry.get("debian_packages", ())),
             turkish_env=dict(entry.get("turkish_env", {})),
         )

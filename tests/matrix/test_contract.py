@@ -41,4 +41,5 @@ def test_registry_entries_are_complete() -> None:
         assert implementation.folder.is_dir(), f"{name}: folder {implementation.folder} missing"
         assert implementation.needs, f"{name}: `needs` must name the toolchain's commands"
         assert implementation.image and implementation.service.endswith("-server"), name
+        assert implementation.host_port, f"{name}: `host_port` (compose publishes the server there)"
         assert f"[{name}]" in raw
