@@ -297,7 +297,7 @@ def write_reports(results: dict | None, report_dir: Path) -> None:
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
     results = config.stash.get(RESULTS_KEY, None)
-    if results is None or not results["tests"]:
+    if results is None or not any(r["nodeid"].startswith("tests/matrix/") for r in results["tests"]):
         return
     from .report_render import terminal_lines
     terminalreporter.section("upper-echo matrix")

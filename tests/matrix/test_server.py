@@ -155,6 +155,7 @@ def test_peer_reset_mid_stream_ends_only_that_connection(servers, server) -> Non
     running = servers.get(server)
     bystander = Conversation(running.address)
     victim = connect(running.address)
+    victim.settimeout(20)  # a server that never reads this connection (one at a time) fails here instead of hanging
     victim.sendall(b"y" * (4 * 1024 * 1024))
     reset(victim)
     try:
