@@ -10,6 +10,15 @@ the encoder turns back into the same byte (T-3). The held-back tail (D-2) is
 computed here, not by Python's incremental decoder: that one also holds back
 `ED A0`, which can never become well-formed. The mapping itself comes from
 the pinned table (T-4), never from str.upper (T-5).
+
+Speed (bench/README.md): `str.translate` costs ~50 ns per character on
+non-ASCII text, ASCII included. So a chunk is first `bytes.upper()`-ed, which
+maps exactly a-z (the table's only ASCII keys; those bytes never occur inside
+a multi-byte sequence), and then only the table's non-ASCII keys that occur
+in the chunk are replaced, one `str.replace` each. That is exact because no
+replacement contains a key (checked when the plan is made), so the order of
+the replacements does not matter. With very many distinct keys in one chunk
+it falls back to `str.translate`.
 """
 from __future__ import annotations
 
@@ -45,11 +54,32 @@ def uppercase_table() -> dict[int, str]:
     return parse_table(text)
 
 
+ASCII_BYTES = bytes(range(128))
+ASCII_LOWER = frozenset(range(ord("a"), ord("z") + 1))
+MAX_REPLACEMENTS = 160  # distinct keys in one chunk above which one str.translate pass is cheaper
+
+
+def replacement_plan(table: dict[int, str]) -> dict[str, str] | None:
+    """The table's non-ASCII keys as str -> str, when bytes.upper() + replacing them is exactly U."""
+    ascii_keys = {key for key in table if key < 0x80}
+    if ascii_keys != ASCII_LOWER or any(table[key] != chr(key - 32) for key in ascii_keys):
+        return None
+    if any(ord(char) in table for replacement in table.values() for char in replacement):
+        return None  # a replacement that is itself a key would make the order of replacements matter
+    return {chr(key): replacement for key, replacement in table.items() if key >= 0x80}
+
+
+@lru_cache(maxsize=1)
+def default_plan() -> dict[str, str] | None:
+    return replacement_plan(uppercase_table())
+
+
 class UppercaseTransducer:
     """Streaming U: bytes in, bytes out, flush at end of stream."""
 
     def __init__(self, table: dict[int, str] | None = None) -> None:
         self._table = uppercase_table() if table is None else table
+        self._plan = default_plan() if table is None else replacement_plan(table)
         self._tail = b""
 
     def feed(self, data: bytes) -> bytes:
@@ -68,6 +98,24 @@ class UppercaseTransducer:
         return tail
 
     def _map(self, data: bytes) -> bytes:
+        plan = self._plan
+        if plan is None:
+            return self._translate(data)
+        data = data.upper()  # a-z only (see the module docstring)
+        non_ascii = data.translate(None, ASCII_BYTES)
+        if not non_ascii:
+            return data
+        present = plan.keys() & set(non_ascii.decode("utf-8", errors="surrogateescape"))
+        if not present:
+            return data
+        if len(present) > MAX_REPLACEMENTS:
+            return self._translate(data)
+        text = data.decode("utf-8", errors="surrogateescape")
+        for key in present:
+            text = text.replace(key, plan[key])
+        return text.encode("utf-8", errors="surrogateescape")
+
+    def _translate(self, data: bytes) -> bytes:
         text = data.decode("utf-8", errors="surrogateescape")
         return text.translate(self._table).encode("utf-8", errors="surrogateescape")
 
