@@ -50,7 +50,10 @@ final class Server {
 
     private final Set<Connection> open = ConcurrentHashMap.newKeySet();
     private final Object lock = new Object();
-    private int openCount; // guarded by lock
+    /** Connections counted against --max-connections; freed just before the socket closes. Guarded by lock. */
+    private int openCount;
+    /** Connection threads that have not yet logged their close line (what the drain waits for). Guarded by lock. */
+    private int liveCount;
     private volatile boolean stopping;
     private volatile ServerSocket listener;
 
@@ -137,6 +140,7 @@ final class Server {
                 return;
             }
             openCount++;
+            liveCount++;
         }
         Connection connection = new Connection(client);
         open.add(connection);
@@ -152,10 +156,24 @@ final class Server {
         }
     }
 
+    /**
+     * Free the connection's --max-connections slot. Called before its socket is
+     * closed, so a client that has seen the close can count on the slot (S-3).
+     */
+    private void released(Connection connection) {
+        synchronized (lock) {
+            if (connection.slotHeld) {
+                connection.slotHeld = false;
+                openCount--;
+            }
+        }
+    }
+
     private void finished(Connection connection) {
+        released(connection);
         open.remove(connection);
         synchronized (lock) {
-            openCount--;
+            liveCount--;
             lock.notifyAll();
         }
     }
@@ -191,7 +209,7 @@ final class Server {
     private void waitForConnections(long timeoutMs) {
         long deadline = System.nanoTime() + timeoutMs * 1_000_000L;
         synchronized (lock) {
-            while (openCount > 0) {
+            while (liveCount > 0) {
                 long left = (deadline - System.nanoTime()) / 1_000_000L;
                 if (left <= 0) {
                     return;
@@ -225,6 +243,7 @@ final class Server {
     /** One client session: read, transform, write; idle timeout; one open and one close line (S-6). */
     private final class Connection implements Runnable {
         private final Socket socket;
+        private boolean slotHeld = true; // guarded by lock
         private long received;
         private long sent;
 
@@ -247,6 +266,7 @@ final class Server {
             } catch (RuntimeException | Error e) {
                 Io.log("warning: peer=" + peer + ": " + e);
             } finally {
+                released(this);
                 closeQuietly(socket);
                 Io.log("close peer=" + peer + " in=" + received + " out=" + sent);
                 finished(this);
