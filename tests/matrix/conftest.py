@@ -46,7 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     # One id per run, made by the controller and handed to xdist workers: shared containers are named by it.
     workerinput = getattr(config, "workerinput", None)
-    config.stash[SESSION_ID] = workerinput["upper_echo_session"] if workerinput else uuid.uuid4().hex[:10]
+    # (`pytest tests` does not load this conftest on the controller, so no upper_echo_session: xdist's run id is
+    # shared by the workers too. --backend docker is only accepted when it is loaded, so cleanup is unaffected.)
+    config.stash[SESSION_ID] = (workerinput.get("upper_echo_session") or workerinput["testrunuid"][:10]) \
+        if workerinput else uuid.uuid4().hex[:10]
 
 
 @pytest.hookimpl(optionalhook=True)
