@@ -1,4 +1,5 @@
-"""The matrix's pytest plumbing: options, parametrization from the registry, builds and shared servers.
+"""The matrix's pytest plumbing: parametrization from the registry, builds and shared servers
+(its options and the run-wide session are in session.py).
 
 Tests ask for `client` and/or `server` (an Implementation): they are parametrized over the registry with ids
 like `java-client` and `python-server`, and every implementation a test uses is built first (bin/build) or the
@@ -6,69 +7,12 @@ test is skipped when its toolchain is missing (`--require-all`, defined in tests
 """
 from __future__ import annotations
 
-import resource
-import uuid
-from pathlib import Path
-
 import pytest
 
 from .backend_local import LocalBackend, ServerProcess
-from .registry import Implementation, load_registry
+from .registry import Implementation
+from .session import SESSION_ID, implementations
 from .vectors import load_vectors
-
-IMPLEMENTATIONS = load_registry()
-SESSION_ID = pytest.StashKey[str]()
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("upper-echo matrix")
-    group.addoption("--backend", choices=["local", "docker"], default="local",
-                    help="where implementations run: 'local' processes (default: needs no Docker) or 'docker' "
-                         "containers on a private network made for the session")
-    group.addoption("--docker-network", metavar="NAME",
-                    help="docker backend: use this existing network instead of making one for the session")
-    group.addoption("--compose-servers", action="store_true",
-                    help="docker backend: test the servers of the compose services (implementations.toml "
-                         "`service`) running on --docker-network instead of starting them")
-    group.addoption("--registry", action="append", type=Path, metavar="PATH",
-                    help="read implementations from this registry instead of implementations.toml; repeat to "
-                         "combine several (tests/mutants/mutants.toml registers the deliberately broken ones)")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    global IMPLEMENTATIONS
-    if config.getoption("--registry"):
-        IMPLEMENTATIONS = {name: impl for path in config.getoption("--registry")
-                           for name, impl in load_registry(path.resolve()).items()}
-    # Hundreds of test connections at once (S-1) need more than a small default limit.
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    # One id per run, made by the controller and handed to xdist workers: shared containers are named by it.
-    workerinput = getattr(config, "workerinput", None)
-    # (`pytest tests` does not load this conftest on the controller, so no upper_echo_session: xdist's run id is
-    # shared by the workers too. --backend docker is only accepted when it is loaded, so cleanup is unaffected.)
-    config.stash[SESSION_ID] = (workerinput.get("upper_echo_session") or workerinput["testrunuid"][:10]) \
-        if workerinput else uuid.uuid4().hex[:10]
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:
-    node.workerinput["upper_echo_session"] = node.config.stash[SESSION_ID]
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    # The controller (or a run without xdist) removes the session's containers, whatever the outcome.
-    if config.getoption("--backend") == "docker" and not hasattr(config, "workerinput"):
-        from .backend_docker import remove_session
-        remove_session(config.stash[SESSION_ID])
-
-
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    names = ", ".join(IMPLEMENTATIONS)
-    return [f"upper-echo backend: {config.getoption('--backend')}; implementations: {names}"
-            + ("; --require-all" if config.getoption("--require-all") else "")]
-
 
 # A test argument named after a role is parametrized over the registry; the id says the role. With a
 # `vector` argument too, every combination meets every vector: ids read like java-client->csharp-server[sharp-s].
@@ -81,7 +25,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     combos: list[tuple[tuple, str]] = [((), "")]
     for role in roles:
         combos = [(values + (impl,), f"{label}->{ROLE_IDS[role].format(name)}" if label else ROLE_IDS[role].format(name))
-                  for values, label in combos for name, impl in IMPLEMENTATIONS.items()]
+                  for values, label in combos for name, impl in implementations().items()]
     if "vector" in metafunc.fixturenames:
         roles.append("vector")
         combos = [(values + (vector,), f"{label}[{vector.id}]" if label else vector.id)

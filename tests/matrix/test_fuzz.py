@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 
 from upper_echo.transform import transform
 
-from . import conftest
+from .session import implementations
 from .bytes_diff import describe_difference
 from .fuzz import CUTS, STREAMS, pieces, vector_snippet
 from .wire import exchange
@@ -17,7 +17,7 @@ from .wire import exchange
 
 @pytest.mark.clause("T-1", "T-2", "T-3", "D-1", "C-3", "C-4")
 def test_differential_fuzz_through_server_and_every_client(request, backend, servers, toolchains, server) -> None:
-    clients = list(conftest.IMPLEMENTATIONS.values())
+    clients = list(implementations().values())
     for client in clients:
         toolchains.prepare(client)  # a client whose toolchain is missing skips this test like any other
     address = servers.get(server).address

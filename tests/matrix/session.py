@@ -1,0 +1,67 @@
+"""The matrix's run-wide part, a plugin registered from tests/conftest.py so that its options work whichever
+folder pytest is pointed at: which registry and backend, and the session id that names shared containers.
+"""
+from __future__ import annotations
+
+import resource
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .registry import Implementation, load_registry
+
+SESSION_ID = pytest.StashKey[str]()
+_implementations: dict[str, Implementation] = load_registry()
+
+
+def implementations() -> dict[str, Implementation]:
+    """The registered implementations of this run (--registry may replace implementations.toml)."""
+    return _implementations
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("upper-echo matrix")
+    group.addoption("--backend", choices=["local", "docker"], default="local",
+                    help="where implementations run: 'local' processes (default: needs no Docker) or 'docker' "
+                         "containers on a private network made for the session")
+    group.addoption("--docker-network", metavar="NAME",
+                    help="docker backend: use this existing network instead of making one for the session")
+    group.addoption("--compose-servers", action="store_true",
+                    help="docker backend: test the servers of the compose services (implementations.toml "
+                         "`service`) running on --docker-network instead of starting them")
+    group.addoption("--registry", action="append", type=Path, metavar="PATH",
+                    help="read implementations from this registry instead of implementations.toml; repeat to "
+                         "combine several (tests/mutants/mutants.toml registers the deliberately broken ones)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _implementations
+    if config.getoption("--registry"):
+        _implementations = {name: impl for path in config.getoption("--registry")
+                            for name, impl in load_registry(path.resolve()).items()}
+    # Hundreds of test connections at once (S-1) need more than a small default limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    # One id per run, made by the controller and handed to xdist workers: shared containers are named by it.
+    workerinput = getattr(config, "workerinput", None)
+    config.stash[SESSION_ID] = workerinput["upper_echo_session"] if workerinput else uuid.uuid4().hex[:10]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    node.workerinput["upper_echo_session"] = node.config.stash[SESSION_ID]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    # The controller (or a run without xdist) removes the session's containers, whatever the outcome.
+    if config.getoption("--backend") == "docker" and not hasattr(config, "workerinput"):
+        from .backend_docker import remove_session
+        remove_session(config.stash[SESSION_ID])
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    names = ", ".join(_implementations)
+    return [f"upper-echo backend: {config.getoption('--backend')}; implementations: {names}"
+            + ("; --require-all" if config.getoption("--require-all") else "")]
