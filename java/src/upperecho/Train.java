@@ -1,0 +1,51 @@
+package upperecho;
+
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+
+/**
+ * Build-time training run for the application class-data-sharing archive
+ * (bin/build runs it with -XX:ArchiveClassesAtExit). It loads the classes a
+ * client, a server connection and the transform use, over loopback only, so
+ * that starting the JVM later maps them instead of parsing them: the matrix
+ * starts hundreds of client processes. Not part of the command line.
+ */
+final class Train {
+    private Train() {
+    }
+
+    public static void main(String[] argv) throws Exception {
+        try (ServerSocket listener = new ServerSocket()) {
+            listener.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
+            Thread echo = new Thread(() -> {
+                try (Socket socket = listener.accept()) {
+                    socket.setSoTimeout(10_000);
+                    InputStream in = socket.getInputStream();
+                    OutputStream out = socket.getOutputStream();
+                    Transducer transducer = new Transducer();
+                    byte[] buffer = new byte[4096];
+                    int n;
+                    while ((n = in.read(buffer)) >= 0) {
+                        int owed = transducer.feed(buffer, 0, n);
+                        out.write(transducer.output(), 0, owed);
+                    }
+                    int owed = transducer.flush();
+                    out.write(transducer.output(), 0, owed);
+                } catch (Exception ignored) {
+                    // training only
+                }
+            });
+            echo.start();
+            Io.format(listener.getLocalSocketAddress());
+            Args.parse(new String[] {"client", "--port=1", "--timeout", "1.5", "x"}, 1,
+                    java.util.List.of("--host", "--port", "--timeout"), true).seconds("--timeout", 10, true);
+            new Client(InetAddress.getLoopbackAddress().getHostAddress(), listener.getLocalPort(), 10_000,
+                    "training ß\n".getBytes(java.nio.charset.StandardCharsets.UTF_8)).run();
+            echo.join(10_000);
+        }
+    }
+}
