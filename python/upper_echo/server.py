@@ -51,8 +51,10 @@ class Connection:
         try:
             while True:
                 try:
-                    data = await asyncio.wait_for(self.reader.read(READ_BUFFER), self.idle_timeout)
-                except asyncio.TimeoutError:
+                    # asyncio.timeout, not wait_for: no extra Task per read (bench/RESULTS.md)
+                    async with asyncio.timeout(self.idle_timeout):
+                        data = await self.reader.read(READ_BUFFER)
+                except TimeoutError:
                     data = b""  # S-2: idle; answer the held-back tail like at EOF (E-2)
                 if not data:
                     await self._send(transducer.flush())
