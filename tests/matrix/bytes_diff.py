@@ -27,3 +27,10 @@ def describe_difference(actual: bytes, expected: bytes) -> str:
     return (f"bytes differ at offset {offset} (actual {len(actual)} bytes, expected {len(expected)} bytes)\n"
             f"  actual   around it: {_window(actual, offset)}\n"
             f"  expected around it: {_window(expected, offset)}")
+
+
+def assert_same_bytes(actual: bytes, expected: bytes) -> None:
+    """Fail with describe_difference. Raised by hand, not with `assert`: pytest's own explanation of two
+    unequal megabyte strings is a quadratic diff that can run for many minutes."""
+    if actual != expected:
+        raise AssertionError(describe_difference(actual, expected))

@@ -1,14 +1,13 @@
 """Client conformance: every client against scripted fake servers (spec section 6)."""
 from __future__ import annotations
 
-import hashlib
 import random
 import socket
 import time
 
 import pytest
 
-from .bytes_diff import describe_difference
+from .bytes_diff import assert_same_bytes
 from .fake_servers import (FakeServer, answer_and_close_early, echo_unchanged, record_then_reply,
                            reset_after_input, silent, slow_to_read, trickle)
 
@@ -35,7 +34,7 @@ def test_stdin_is_sent_unchanged(backend, client) -> None:
     data = bytes(range(256)) + b"\r\nno newline at the end"
     with FakeServer(backend.harness_host, record_then_reply(b"done")) as fake:
         result = run_client(backend, client, fake.port, stdin=data)
-    assert bytes(fake.received) == data, describe_difference(bytes(fake.received), data)
+    assert_same_bytes(bytes(fake.received), data)
     assert (result.returncode, result.stdout) == (0, b"done"), result.stderr
 
 
@@ -53,7 +52,7 @@ def test_stdout_is_binary_safe(backend, client, locale) -> None:
     reply = bytes(range(256)) * 4 + b"\r\n\x00\xef\xbb\xbf\xff"
     with FakeServer(backend.harness_host, record_then_reply(reply)) as fake:
         result = run_client(backend, client, fake.port, "x", env={"LANG": locale, "LC_ALL": locale})
-    assert result.stdout == reply, describe_difference(result.stdout, reply)
+    assert_same_bytes(result.stdout, reply)
     assert result.returncode == 0, result.stderr
 
 
@@ -64,9 +63,7 @@ def test_64_mib_round_trip_through_stdin_does_not_deadlock(backend, client, tmp_
     stdin.write_bytes(data)
     with FakeServer(backend.harness_host, echo_unchanged) as fake:
         result = run_client(backend, client, fake.port, stdin=stdin, timeout=180)
-    assert len(result.stdout) == len(data), f"got {len(result.stdout)} of {len(data)} bytes"
-    assert hashlib.sha256(result.stdout).digest() == hashlib.sha256(data).digest(), \
-        describe_difference(result.stdout, data)
+    assert_same_bytes(result.stdout, data)
     assert result.returncode == 0, result.stderr
 
 
@@ -136,7 +133,7 @@ def test_no_timeout_while_still_sending(backend, client) -> None:
     with FakeServer(backend.harness_host, slow_to_read(3)) as fake:
         result = run_client(backend, client, fake.port, "--timeout", "1", stdin=data, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert len(result.stdout) == len(data) and result.stdout == data
+    assert_same_bytes(result.stdout, data)
 
 
 @pytest.mark.clause("C-7")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .bytes_diff import describe_difference
+from .bytes_diff import assert_same_bytes
 from .wire import Conversation, connect, exchange, reset
 
 SPLIT_CHARACTERS = ["é", "€", "𐐨"]  # 2, 3 and 4 bytes
@@ -20,7 +20,7 @@ def test_byte_at_a_time_with_pauses(servers, server) -> None:
     text = "héllo wörld ß 𐐨 ΐ\n".encode()
     actual = exchange(servers.get(server).address, text, pieces=[bytes([b]) for b in text], pause=0.005)
     expected = "HÉLLO WÖRLD SS 𐐀 \u0399\u0308\u0301\n".encode()
-    assert actual == expected, describe_difference(actual, expected)
+    assert_same_bytes(actual, expected)
 
 
 @pytest.mark.clause("D-1")
@@ -32,7 +32,7 @@ def test_character_split_at_every_position(servers, server) -> None:
             pieces += [encoded[:cut], encoded[cut:]]
             expected += character.upper().encode()  # these three agree with the table
     actual = exchange(servers.get(server).address, b"", pieces=pieces, pause=0.05)
-    assert actual == expected, describe_difference(actual, expected)
+    assert_same_bytes(actual, expected)
 
 
 @pytest.mark.clause("D-2")
@@ -58,7 +58,7 @@ def test_replies_before_waiting_and_holds_back_only_a_possible_prefix(servers, s
 @pytest.mark.clause("E-1", "T-3")
 def test_half_close_flushes_the_held_back_tail(servers, server) -> None:
     actual = exchange(servers.get(server).address, b"abc\xe2\x82")
-    assert actual == b"ABC\xe2\x82", describe_difference(actual, b"ABC\xe2\x82")
+    assert_same_bytes(actual, b"ABC\xe2\x82")
 
 
 @pytest.mark.clause("D-3", "T-1")
@@ -66,7 +66,7 @@ def test_ten_thousand_pipelined_lines(servers, server) -> None:
     lines = b"".join(f"line {n:05d} straße\n".encode() for n in range(10_000))
     expected = b"".join(f"LINE {n:05d} STRASSE\n".encode() for n in range(10_000))
     actual = exchange(servers.get(server).address, lines)
-    assert actual == expected, describe_difference(actual, expected)
+    assert_same_bytes(actual, expected)
 
 
 STREAM_BLOCKS = 4096  # x 64 KiB = 256 MiB

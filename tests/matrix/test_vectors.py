@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from .bytes_diff import describe_difference
+from .bytes_diff import assert_same_bytes
 from .wire import exchange
 
 SMALL_INPUT = 4096  # below this, the transducer is also fed one byte per read
@@ -13,27 +13,27 @@ SMALL_INPUT = 4096  # below this, the transducer is also fed one byte per read
 def test_client_server_pair(backend, servers, client, server, vector) -> None:
     host, port = servers.get(server).address
     result = backend.run(client, "client", "--host", host, "--port", str(port), stdin=vector.input)
-    assert result.stdout == vector.expected, describe_difference(result.stdout, vector.expected)
+    assert_same_bytes(result.stdout, vector.expected)
     assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.clause("T-1", "N-2")
 def test_server_alone(servers, server, vector) -> None:
     actual = exchange(servers.get(server).address, vector.input)
-    assert actual == vector.expected, describe_difference(actual, vector.expected)
+    assert_same_bytes(actual, vector.expected)
 
 
 @pytest.mark.clause("T-5")
 def test_server_under_turkish_locale(servers, server, vector) -> None:
     actual = exchange(servers.get(server, turkish=True).address, vector.input)
-    assert actual == vector.expected, describe_difference(actual, vector.expected)
+    assert_same_bytes(actual, vector.expected)
 
 
 @pytest.mark.clause("X-2", "D-1")
 def test_transducer_alone(backend, implementation, vector) -> None:
     chunk = 1 if len(vector.input) <= SMALL_INPUT else 65536
     result = backend.run(implementation, "transform", "--chunk-size", str(chunk), stdin=vector.input)
-    assert result.stdout == vector.expected, describe_difference(result.stdout, vector.expected)
+    assert_same_bytes(result.stdout, vector.expected)
     assert result.returncode == 0, result.stderr
 
 
@@ -45,5 +45,5 @@ def test_messages_mode_pair(backend, servers, client, server, turkish) -> None:
     result = backend.run(client, "client", "--host", host, "--port", str(port), "Hello World", "straße", "istanbul",
                          env=env)
     expected = "HELLO WORLD\nSTRASSE\nISTANBUL\n".encode()
-    assert result.stdout == expected, describe_difference(result.stdout, expected)
+    assert_same_bytes(result.stdout, expected)
     assert result.returncode == 0, result.stderr

@@ -6,7 +6,7 @@ import struct
 import threading
 import time
 
-from .bytes_diff import describe_difference
+from .bytes_diff import assert_same_bytes
 
 DEFAULT_WAIT = 20.0  # a hard bound on "promptly": generous for a loaded 2-core machine
 
@@ -63,7 +63,7 @@ class Conversation:
 
     def expect(self, expected: bytes, timeout: float = DEFAULT_WAIT) -> None:
         actual = self.receive(len(expected), timeout)
-        assert actual == expected, describe_difference(actual, expected)
+        assert_same_bytes(actual, expected)
 
     def arriving_within(self, seconds: float) -> bytes:
         """Whatever arrives in the next `seconds` (to prove that nothing does)."""
