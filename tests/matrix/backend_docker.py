@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import docker
-from docker.errors import APIError, ImageNotFound, NotFound
+from docker.errors import APIError, NotFound
 
 from .backend_local import LISTENING, START_TIMEOUT, BuildFailed, Completed, ServerDidNotStart, parse_memory
 from .registry import REPO, Implementation
@@ -154,18 +154,18 @@ class DockerBackend:
         return []  # the toolchain is in the image
 
     def build(self, implementation: Implementation) -> None:
-        """Build the image from the implementation's Dockerfile unless it exists (once across workers)."""
+        """Build the image from the implementation's Dockerfile (once per session across workers): with the
+        layer cache this is quick when nothing changed, and the tests never run a stale image."""
+        marker = self.lock_dir / f"docker-{self.session}-built-{implementation.name}"
         with self._locked(f"build-{implementation.name}"):
-            try:
-                self.docker.images.get(implementation.image)
+            if marker.exists():
                 return
-            except ImageNotFound:
-                pass
             dockerfile = (implementation.folder / "Dockerfile").relative_to(REPO)
             try:
                 self.docker.images.build(path=str(REPO), dockerfile=str(dockerfile), tag=implementation.image, rm=True)
             except (APIError, docker.errors.BuildError) as failure:
                 raise BuildFailed(f"{implementation.name}: building {implementation.image} failed: {failure}")
+            marker.touch()
 
     def _create(self, implementation: Implementation, command: list[str], env: dict[str, str] | None,
                 name: str | None = None, entrypoint: list[str] | None = None):

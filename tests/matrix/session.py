@@ -4,6 +4,7 @@ folder pytest is pointed at: which registry and backend, and the session id that
 from __future__ import annotations
 
 import resource
+import signal
 import uuid
 from pathlib import Path
 
@@ -47,6 +48,13 @@ def pytest_configure(config: pytest.Config) -> None:
     # One id per run, made by the controller and handed to xdist workers: shared containers are named by it.
     workerinput = getattr(config, "workerinput", None)
     config.stash[SESSION_ID] = workerinput["upper_echo_session"] if workerinput else uuid.uuid4().hex[:10]
+    if workerinput is None and config.getoption("--backend") == "docker":
+        # A CI job cancelled with SIGTERM must still reach pytest_unconfigure and remove the containers.
+        signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest.hookimpl(optionalhook=True)
