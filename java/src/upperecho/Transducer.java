@@ -1,5 +1,9 @@
 package upperecho;
 
+import java.lang.invoke.MethodHandles;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+
 /**
  * The transform U (spec/PROTOCOL.md T-2, T-3, D-1, D-2) as a streaming
  * transducer: bytes in, bytes out, no I/O.
@@ -24,8 +28,12 @@ package upperecho;
  * (C0, C1 and F5..FF never start a sequence.)
  */
 public final class Transducer {
+    /** Writes 8 bytes at once: a packed replacement (UppercaseTable.bmp) in one store. */
+    private static final VarHandle LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
+
     private final UppercaseTable table;
     private final byte[] ascii;
+    private final long[] bmp;
     private final byte[] pending = new byte[4];
     private int pendingLength;
     private int pendingNeed;
@@ -38,6 +46,7 @@ public final class Transducer {
     public Transducer(UppercaseTable table) {
         this.table = table;
         this.ascii = table.ascii;
+        this.bmp = table.bmp;
         this.out = new byte[0];
     }
 
@@ -92,10 +101,12 @@ public final class Transducer {
 
     /** Transform in[off, off+len); return how many bytes of output() are owed now. */
     public int feed(byte[] in, int off, int len) {
-        // Output is at most 3x the input (T-4), counting the held-back tail.
-        ensureCapacity(3 * (len + pendingLength));
+        // Output is at most 3x the input (T-4), counting the held-back tail; +8 because a
+        // packed replacement is stored as 8 bytes, of which only the first count.
+        ensureCapacity(3 * (len + pendingLength) + 8);
         final byte[] o = out;
         final byte[] up = ascii;
+        final long[] packed = bmp;
         int n = 0;
         int i = off;
         final int end = off + len;
@@ -120,17 +131,57 @@ public final class Transducer {
         }
 
         while (i < end) {
-            byte c = in[i];
+            int c = in[i];
             if (c >= 0) {
-                // ASCII fast path.
-                o[n++] = up[c];
-                i++;
+                // ASCII fast path: a tight inner loop over the whole run, which the JIT unrolls.
+                do {
+                    o[n++] = up[c];
+                } while (++i < end && (c = in[i]) >= 0);
                 continue;
             }
+            // Fast paths: a complete well-formed 2- or 3-byte sequence (signed byte compares:
+            // (byte) 0xC0 = -64, so c1 < -64 is exactly a continuation byte 80..BF).
+            if (c < (byte) 0xE0) {
+                if (c >= (byte) 0xC2 && i + 1 < end) {
+                    int c1 = in[i + 1];
+                    if (c1 < (byte) 0xC0) {
+                        long r = packed[((c & 0x1F) << 6) | (c1 & 0x3F)];
+                        if (r == 0) {
+                            r = (c & 0xFFL) | (c1 & 0xFFL) << 8 | 2L << 56; // maps to itself
+                        }
+                        if (r > 0) {
+                            LONG.set(o, n, r);
+                            n += (int) (r >>> 56);
+                            i += 2;
+                            continue;
+                        }
+                    }
+                }
+            } else if (c < (byte) 0xF0 && i + 2 < end) {
+                int c1 = in[i + 1];
+                int c2 = in[i + 2];
+                if (c1 < (byte) 0xC0 && c2 < (byte) 0xC0) {
+                    int cp = (c & 0x0F) << 12 | (c1 & 0x3F) << 6 | (c2 & 0x3F);
+                    // E0 80..9F (overlong) and ED A0..BF (surrogates) are not well-formed.
+                    if (cp >= 0x800 && (cp & 0xF800) != 0xD800) {
+                        long r = packed[cp];
+                        if (r == 0) {
+                            r = (c & 0xFFL) | (c1 & 0xFFL) << 8 | (c2 & 0xFFL) << 16 | 3L << 56;
+                        }
+                        if (r > 0) {
+                            LONG.set(o, n, r);
+                            n += (int) (r >>> 56);
+                            i += 3;
+                            continue;
+                        }
+                    }
+                }
+            }
+            // General path: 4-byte sequences, bytes that are not well-formed, a tail to hold back.
             int lead = c & 0xFF;
             int need = sequenceLength(lead);
             if (need == 0) {
-                o[n++] = c;
+                o[n++] = (byte) c;
                 i++;
                 continue;
             }
@@ -148,7 +199,7 @@ public final class Transducer {
                 pendingNeed = need;
                 i = end;
             } else {
-                o[n++] = c; // T-3: copy this byte, move one byte on
+                o[n++] = (byte) c; // T-3: copy this byte, move one byte on
                 i++;
             }
         }

@@ -15,6 +15,11 @@ import java.nio.charset.StandardCharsets;
  * Lookup is by int code point (astral ones included) through a two-level
  * array: 0x1100 pages of 256 entries, each entry the UTF-8 encoding of the
  * replacement, or null when the code point maps to itself.
+ *
+ * The transducer's hot path uses bmp instead: one long per BMP code point,
+ * the replacement's UTF-8 bytes packed little-endian in the low 7 bytes and
+ * their count in the top byte (0 when the code point maps to itself; -1 when
+ * the replacement is longer than 7 bytes, which the pinned table never is).
  */
 public final class UppercaseTable {
     static final String RESOURCE = "uppercase.tsv";
@@ -23,6 +28,8 @@ public final class UppercaseTable {
     private final byte[][][] pages = new byte[PAGES][][];
     /** ASCII fast path, derived from the table itself: ascii[b] is U(b) for b < 0x80. */
     final byte[] ascii = new byte[128];
+    /** Packed UTF-8 replacement of each BMP code point, see above. */
+    final long[] bmp = new long[0x10000];
     private final int entries;
 
     private static UppercaseTable instance;
@@ -74,6 +81,9 @@ public final class UppercaseTable {
                 page = pages[from >> 8] = new byte[256][];
             }
             page[from & 0xFF] = utf8;
+            if (from < 0x10000) {
+                bmp[from] = pack(utf8);
+            }
             count++;
         }
         entries = count;
@@ -87,6 +97,18 @@ public final class UppercaseTable {
                 throw new IllegalArgumentException("ASCII code point maps outside ASCII: " + b);
             }
         }
+    }
+
+    /** Up to 7 bytes little-endian with the count in the top byte; -1 when longer. */
+    static long pack(byte[] utf8) {
+        if (utf8.length > 7) {
+            return -1;
+        }
+        long packed = (long) utf8.length << 56;
+        for (int k = 0; k < utf8.length; k++) {
+            packed |= (utf8[k] & 0xFFL) << (8 * k);
+        }
+        return packed;
     }
 
     static int utf8Length(int cp) {
