@@ -9,6 +9,11 @@
 // pages of 256 code points, allocated only where the table has entries. Each
 // entry holds the UTF-8 bytes of the replacement, ready to copy. The runtime's
 // case functions are never used (T-5).
+//
+// The transducer's hot path uses Pack(pages) instead: one ulong per BMP code
+// point, the replacement's UTF-8 bytes little-endian in the low 7 bytes and
+// their count in the top byte (0 when the code point maps to itself; all bits
+// set when the replacement is longer than 7 bytes, which the pinned table never is).
 using System;
 using System.IO;
 using System.Reflection;
@@ -23,6 +28,7 @@ namespace UpperEcho
 
         static readonly object Gate = new object();
         static byte[][][] pages;
+        static ulong[] packed;
         static int entries;
 
         /// <summary>UTF-8 bytes of the uppercase mapping of cp, or null when cp maps to itself.</summary>
@@ -38,6 +44,46 @@ namespace UpperEcho
                     return pages;
                 }
             }
+        }
+
+        /// <summary>Pack(Pages), computed once.</summary>
+        public static ulong[] Packed
+        {
+            get
+            {
+                ulong[] p = packed;
+                if (p != null) return p;
+                byte[][][] source = Pages;
+                lock (Gate)
+                {
+                    if (packed == null) packed = Pack(source);
+                    return packed;
+                }
+            }
+        }
+
+        /// <summary>The BMP part of pages as one packed ulong per code point (see the top of this file).</summary>
+        public static ulong[] Pack(byte[][][] pages)
+        {
+            var result = new ulong[0x10000];
+            for (int hi = 0; hi < 0x100; hi++)
+            {
+                byte[][] page = pages[hi];
+                if (page == null) continue;
+                for (int lo = 0; lo < 0x100; lo++)
+                {
+                    byte[] r = page[lo];
+                    if (r == null) continue;
+                    ulong value = ulong.MaxValue;
+                    if (r.Length <= 7)
+                    {
+                        value = (ulong)r.Length << 56;
+                        for (int k = 0; k < r.Length; k++) value |= (ulong)r[k] << (8 * k);
+                    }
+                    result[(hi << 8) | lo] = value;
+                }
+            }
+            return result;
         }
 
         public static int Count { get { byte[][][] unused = Pages; return entries; } }

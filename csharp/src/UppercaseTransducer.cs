@@ -20,9 +20,8 @@ namespace UpperEcho
 {
     public sealed class UppercaseTransducer
     {
-        static readonly byte[] AsciiUpper = BuildAsciiUpper();
-
         readonly byte[][][] pages;
+        readonly ulong[] packed; // UppercaseTable.Pack(pages): BMP replacements, one 8-byte store each
         readonly byte[] tail = new byte[3];
         int tailLength;
         readonly byte[] scratch = new byte[6];
@@ -34,6 +33,7 @@ namespace UpperEcho
         public UppercaseTransducer(byte[][][] pages)
         {
             this.pages = pages;
+            packed = ReferenceEquals(pages, UppercaseTable.Pages) ? UppercaseTable.Packed : UppercaseTable.Pack(pages);
             output = new byte[64];
         }
 
@@ -49,7 +49,8 @@ namespace UpperEcho
         {
             if (input == null) throw new ArgumentNullException("input");
             if (offset < 0 || count < 0 || offset + count > input.Length) throw new ArgumentOutOfRangeException("count");
-            EnsureCapacity(3 * (count + tailLength + 1));
+            // +8: a packed replacement is stored as 8 bytes, of which only the first count.
+            EnsureCapacity(3 * (count + tailLength + 1) + 8);
             outLength = 0;
             int i = offset, end = offset + count;
             if (tailLength > 0)
@@ -85,123 +86,169 @@ namespace UpperEcho
         }
 
         /// <summary>Scan src from i while i &lt; stop; sequences may read up to end. Returns the new position.
-        /// When not final, an incomplete well-formed prefix running into end becomes the held tail.</summary>
-        int Run(byte[] src, int i, int end, int stop, bool final)
+        /// When not final, an incomplete well-formed prefix running into end becomes the held tail.
+        /// Output must have room for 3 * (stop - i) + 8 bytes after outLength.</summary>
+        unsafe int Run(byte[] src, int i, int end, int stop, bool final)
         {
-            byte[] o = output;
             int n = outLength;
-            while (i < stop)
+            if (i >= stop) return i;
+            fixed (byte* s = src, o = output)
+            fixed (ulong* packedBmp = packed)
             {
-                int b = src[i];
-                if (b < 0x80)
+                while (i < stop)
                 {
-                    int run = AsciiRun(src, i, stop, o, n); // at least 1: src[i] is ASCII
-                    i += run;
-                    n += run;
-                    continue;
-                }
-                int need, lo = 0x80, hi = 0xBF, cp;
-                if (b >= 0xC2 && b <= 0xDF) { need = 1; cp = b & 0x1F; }
-                else if (b >= 0xE0 && b <= 0xEF)
-                {
-                    need = 2; cp = b & 0x0F;
-                    if (b == 0xE0) lo = 0xA0; else if (b == 0xED) hi = 0x9F; // no overlongs, no surrogates
-                }
-                else if (b >= 0xF0 && b <= 0xF4)
-                {
-                    need = 3; cp = b & 0x07;
-                    if (b == 0xF0) lo = 0x90; else if (b == 0xF4) hi = 0x8F; // no overlongs, nothing above 10FFFF
-                }
-                else
-                {
-                    o[n++] = (byte)b; // 80-C1, F5-FF never start a well-formed sequence
-                    i++;
-                    continue;
-                }
-                int j = 1;
-                bool ranOut = false;
-                for (; j <= need; j++)
-                {
-                    if (i + j >= end) { ranOut = true; break; }
-                    int c = src[i + j];
-                    if (c < lo || c > hi) break;
-                    cp = (cp << 6) | (c & 0x3F);
-                    lo = 0x80; hi = 0xBF;
-                }
-                if (j > need)
-                {
-                    byte[][] page = pages[cp >> 8];
-                    byte[] replacement = page == null ? null : page[cp & 0xFF];
-                    if (replacement == null)
+                    int b = s[i];
+                    if (b < 0x80)
                     {
-                        for (int k = 0; k <= need; k++) o[n++] = src[i + k];
+                        int run = AsciiRun(s + i, o + n, stop - i); // at least 1: s[i] is ASCII
+                        i += run;
+                        n += run;
+                        continue;
+                    }
+                    // Fast paths: a complete well-formed 2- or 3-byte sequence, its replacement (or itself)
+                    // packed in one ulong and stored with one 8-byte write.
+                    if (b < 0xE0)
+                    {
+                        if (b >= 0xC2 && i + 1 < end)
+                        {
+                            int c1 = s[i + 1];
+                            if ((c1 & 0xC0) == 0x80)
+                            {
+                                ulong r = packedBmp[((b & 0x1F) << 6) | (c1 & 0x3F)];
+                                if (r == 0) r = (ulong)b | (ulong)c1 << 8 | 2UL << 56; // maps to itself
+                                if (r != ulong.MaxValue)
+                                {
+                                    *(ulong*)(o + n) = r;
+                                    n += (int)(r >> 56);
+                                    i += 2;
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                    else if (b < 0xF0 && i + 2 < end)
+                    {
+                        int c1 = s[i + 1], c2 = s[i + 2];
+                        if ((c1 & 0xC0) == 0x80 && (c2 & 0xC0) == 0x80)
+                        {
+                            int v = (b & 0x0F) << 12 | (c1 & 0x3F) << 6 | (c2 & 0x3F);
+                            // E0 80..9F (overlong) and ED A0..BF (surrogates) are not well-formed.
+                            if (v >= 0x800 && (v & 0xF800) != 0xD800)
+                            {
+                                ulong r = packedBmp[v];
+                                if (r == 0) r = (ulong)b | (ulong)c1 << 8 | (ulong)c2 << 16 | 3UL << 56;
+                                if (r != ulong.MaxValue)
+                                {
+                                    *(ulong*)(o + n) = r;
+                                    n += (int)(r >> 56);
+                                    i += 3;
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                    // General path: 4-byte sequences, bytes that are not well-formed, a tail to hold back.
+                    int need, lo = 0x80, hi = 0xBF, cp;
+                    if (b >= 0xC2 && b <= 0xDF) { need = 1; cp = b & 0x1F; }
+                    else if (b >= 0xE0 && b <= 0xEF)
+                    {
+                        need = 2; cp = b & 0x0F;
+                        if (b == 0xE0) lo = 0xA0; else if (b == 0xED) hi = 0x9F; // no overlongs, no surrogates
+                    }
+                    else if (b >= 0xF0 && b <= 0xF4)
+                    {
+                        need = 3; cp = b & 0x07;
+                        if (b == 0xF0) lo = 0x90; else if (b == 0xF4) hi = 0x8F; // no overlongs, nothing above 10FFFF
                     }
                     else
                     {
-                        for (int k = 0; k < replacement.Length; k++) o[n++] = replacement[k];
+                        o[n++] = (byte)b; // 80-C1, F5-FF never start a well-formed sequence
+                        i++;
+                        continue;
                     }
-                    i += need + 1;
-                }
-                else if (ranOut && !final)
-                {
-                    // D-2: a proper prefix of a well-formed sequence; hold it until more input comes.
-                    int len = end - i;
-                    Buffer.BlockCopy(src, i, tail, 0, len);
-                    tailLength = len;
-                    i = end;
-                    break;
-                }
-                else
-                {
-                    o[n++] = (byte)b; // T-3: not the start of a well-formed sequence
-                    i++;
+                    int j = 1;
+                    bool ranOut = false;
+                    for (; j <= need; j++)
+                    {
+                        if (i + j >= end) { ranOut = true; break; }
+                        int c = s[i + j];
+                        if (c < lo || c > hi) break;
+                        cp = (cp << 6) | (c & 0x3F);
+                        lo = 0x80; hi = 0xBF;
+                    }
+                    if (j > need)
+                    {
+                        byte[][] page = pages[cp >> 8];
+                        byte[] replacement = page == null ? null : page[cp & 0xFF];
+                        if (replacement == null)
+                        {
+                            for (int k = 0; k <= need; k++) o[n++] = s[i + k];
+                        }
+                        else
+                        {
+                            for (int k = 0; k < replacement.Length; k++) o[n++] = replacement[k];
+                        }
+                        i += need + 1;
+                    }
+                    else if (ranOut && !final)
+                    {
+                        // D-2: a proper prefix of a well-formed sequence; hold it until more input comes.
+                        int len = end - i;
+                        Buffer.BlockCopy(src, i, tail, 0, len);
+                        tailLength = len;
+                        i = end;
+                        break;
+                    }
+                    else
+                    {
+                        o[n++] = (byte)b; // T-3: not the start of a well-formed sequence
+                        i++;
+                    }
                 }
             }
             outLength = n;
             return i;
         }
 
-        /// <summary>ASCII fast path: uppercase the run of ASCII bytes at src[i..stop) into dst[n..],
-        /// eight bytes at a time (SWAR); return its length. a-z -> A-Z, every other ASCII byte unchanged.
-        /// Needs mcs -unsafe (AllowUnsafeBlocks on a .NET SDK).</summary>
-        static unsafe int AsciiRun(byte[] src, int i, int stop, byte[] dst, int n)
+        /// <summary>ASCII fast path: uppercase the run of ASCII bytes at src[0..count) into dst; return its length.
+        /// Eight bytes at a time (SWAR): a-z -> A-Z, every other ASCII byte unchanged. Writes up to
+        /// 8 bytes past the run's end in dst (the caller's +8 slack); the caller overwrites them.</summary>
+        static unsafe int AsciiRun(byte* src, byte* dst, int count)
         {
-            fixed (byte* s0 = src, d0 = dst)
+            byte* s = src, d = dst, end = src + count;
+            while (end - s >= 8)
             {
-                byte* s = s0 + i, d = d0 + n, end = s0 + stop;
-                while (end - s >= 8)
+                ulong word = *(ulong*)s;
+                ulong high = word & 0x8080808080808080UL; // bytes 80..FF end the run
+                ulong x = word & 0x7F7F7F7F7F7F7F7FUL;
+                // Every byte of x is below 0x80, so these sums never carry into the next byte.
+                ulong atLeastA = x + 0x1F1F1F1F1F1F1F1FUL; // bit 7 set where byte >= 'a' (0x61)
+                ulong aboveZ = x + 0x0505050505050505UL;   // bit 7 set where byte > 'z' (0x7A)
+                ulong lower = atLeastA & ~aboveZ & 0x8080808080808080UL;
+                *(ulong*)d = x ^ (lower >> 2); // clear 0x20 in the lowercase letters
+                if (high != 0)
                 {
-                    ulong x = *(ulong*)s;
-                    if ((x & 0x8080808080808080UL) != 0) break;
-                    // Every byte is below 0x80, so these sums never carry into the next byte.
-                    ulong atLeastA = x + 0x1F1F1F1F1F1F1F1FUL; // bit 7 set where byte >= 'a' (0x61)
-                    ulong aboveZ = x + 0x0505050505050505UL;   // bit 7 set where byte > 'z' (0x7A)
-                    ulong lower = atLeastA & ~aboveZ & 0x8080808080808080UL;
-                    *(ulong*)d = x ^ (lower >> 2); // clear 0x20 in the lowercase letters
-                    s += 8;
-                    d += 8;
+                    // Only the ASCII bytes before the first high one count; the caller overwrites the rest.
+                    // ((high & -high) >> 7) is 1 << 8k for the first high byte k; the multiply puts k in the top byte.
+                    int k = (int)((((high & (~high + 1)) >> 7) * 0x0001020304050607UL) >> 56);
+                    return (int)(s - src) + k;
                 }
-                byte[] ascii = AsciiUpper;
-                while (s < end && *s < 0x80)
-                {
-                    *d = ascii[*s];
-                    s++;
-                    d++;
-                }
-                return (int)(s - (s0 + i));
+                s += 8;
+                d += 8;
             }
+            while (s < end && *s < 0x80)
+            {
+                int b = *s;
+                *d = (byte)(b >= 'a' && b <= 'z' ? b - 0x20 : b);
+                s++;
+                d++;
+            }
+            return (int)(s - src);
         }
 
         void EnsureCapacity(int needed)
         {
             if (output.Length < needed) output = new byte[Math.Max(needed, output.Length * 2)];
-        }
-
-        static byte[] BuildAsciiUpper()
-        {
-            var table = new byte[128];
-            for (int b = 0; b < 128; b++) table[b] = (byte)(b >= 'a' && b <= 'z' ? b - 0x20 : b);
-            return table;
         }
     }
 }
