@@ -156,6 +156,8 @@ class DockerBackend:
     def build(self, implementation: Implementation) -> None:
         """Build the image from the implementation's Dockerfile (once per session across workers): with the
         layer cache this is quick when nothing changed, and the tests never run a stale image."""
+        if self.compose_servers:
+            return  # compose built the images (and this runner's context holds no implementation folders)
         marker = self.lock_dir / f"docker-{self.session}-built-{implementation.name}"
         with self._locked(f"build-{implementation.name}"):
             if marker.exists():
