@@ -170,6 +170,13 @@ def test_peer_reset_mid_stream_ends_only_that_connection(servers, server) -> Non
         bystander.close()
 
 
+def lines_since_last_open(lines: list[str], peer: str) -> list[str]:
+    """The log lines of the latest connection from `peer`: the shared server may have seen the same
+    ephemeral port before, in an earlier test."""
+    opens = [n for n, line in enumerate(lines) if line == f"open peer={peer}"]
+    return [line for line in lines[opens[-1]:] if f" peer={peer} " in f"{line} "] if opens else []
+
+
 @pytest.mark.clause("S-6")
 def test_one_log_line_per_open_and_close_with_byte_counts(servers, server) -> None:
     running = servers.get(server)
@@ -181,10 +188,10 @@ def test_one_log_line_per_open_and_close_with_byte_counts(servers, server) -> No
     talk.close()
     wanted = [f"open peer={local}", f"close peer={local} in=3 out=7"]
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not all(line in running.log_lines() for line in wanted):
+    while time.monotonic() < deadline and lines_since_last_open(running.log_lines(), local) != wanted:
         time.sleep(0.05)
-    mine = [line for line in running.log_lines() if line.endswith(local) or f"peer={local} " in line]
-    assert mine == wanted, f"log lines for {local}: {mine}"
+    mine = lines_since_last_open(running.log_lines(), local)
+    assert mine == wanted, f"log lines for {local} since its last open: {mine}"
     assert "Ϊ" not in running.stderr().decode("utf-8", "replace"), "payload must never be logged"
 
 
