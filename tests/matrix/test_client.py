@@ -121,9 +121,9 @@ def test_silent_server_exits_4_after_the_timeout(backend, client) -> None:
 
 @pytest.mark.clause("C-5")
 def test_timeout_bounds_each_wait_not_the_whole_reply(backend, client) -> None:
-    reply = b"slowly"  # 6 bytes, 0.5 s apart: 3 s in all, never 1.5 s without data
+    reply = b"trickled"  # 8 bytes, 0.5 s apart: 4 s in all, never 3 s without data
     with FakeServer(backend.harness_host, trickle(reply, 0.5)) as fake:
-        result = run_client(backend, client, fake.port, "--timeout", "1.5", "hello")
+        result = run_client(backend, client, fake.port, "--timeout", "3", "hello")
     assert (result.returncode, result.stdout) == (0, reply), result.stderr
 
 

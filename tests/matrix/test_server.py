@@ -197,18 +197,18 @@ def test_one_log_line_per_open_and_close_with_byte_counts(servers, server) -> No
 
 @pytest.mark.clause("S-2", "E-2")
 def test_idle_timeout_closes_a_quiet_connection(dedicated_server, server) -> None:
-    running = dedicated_server(server, "--idle-timeout", "1")
+    running = dedicated_server(server, "--idle-timeout", "2")
     quiet = Conversation(running.address)
     talker = Conversation(running.address)
     try:
         talker.send(b"ab\xe2\x82")
         talker.expect(b"AB")
-        for _ in range(6):  # activity every 0.4 s keeps a connection open past the timeout
+        for _ in range(9):  # activity every 0.4 s keeps a connection open past the timeout
             quiet.send(b"k")
             quiet.expect(b"K")
             time.sleep(0.4)
         assert not quiet.closed_by_peer.is_set()
-        # the talker has been silent for over 2 s: closed, with its held-back tail answered (E-2)
+        # the talker has been silent for over 3.6 s: closed, with its held-back tail answered (E-2)
         assert talker.rest(timeout=10) == b"\xe2\x82"
         started = time.monotonic()
         assert quiet.rest(timeout=10) == b""
