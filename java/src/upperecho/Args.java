@@ -47,6 +47,16 @@ final class Args {
      * Parse argv[from..] against the long flags (each takes one value).
      * Positional arguments are allowed only when allowPositionals.
      */
+    /** A positional argument where the command takes them; otherwise it is reported as unrecognized. */
+    private void takePositional(String arg, int index, boolean allowPositionals, List<String> unrecognized) {
+        if (allowPositionals) {
+            positionals.add(arg);
+            positionalIndexes.add(index);
+        } else {
+            unrecognized.add(arg);
+        }
+    }
+
     static Args parse(String[] argv, int from, List<String> flags, boolean allowPositionals)
             throws UsageError, HelpRequested {
         Args args = new Args(flags);
@@ -55,12 +65,7 @@ final class Args {
         for (int i = from; i < argv.length; i++) {
             String arg = argv[i];
             if (onlyPositionals || !looksLikeFlag(arg)) {
-                if (allowPositionals) {
-                    args.positionals.add(arg);
-                    args.positionalIndexes.add(i);
-                } else {
-                    unrecognized.add(arg);
-                }
+                args.takePositional(arg, i, allowPositionals, unrecognized);
                 continue;
             }
             if (arg.equals("--")) {
@@ -83,12 +88,7 @@ final class Args {
                     throw new HelpRequested();
                 }
                 if (arg.indexOf(' ') >= 0) { // argparse: a space means it was meant as a positional
-                    if (allowPositionals) {
-                        args.positionals.add(arg);
-                        args.positionalIndexes.add(i);
-                    } else {
-                        unrecognized.add(arg);
-                    }
+                    args.takePositional(arg, i, allowPositionals, unrecognized);
                     continue;
                 }
                 unrecognized.add(arg);
