@@ -1,7 +1,23 @@
-"""The command line shared by every language: usage errors and --help (X-1, S-7, C-1)."""
+"""The command line shared by every language (X-1 to X-6, S-7, C-1): cases generated from spec/cli.toml.
+
+Three kinds of case, each run against every implementation:
+- the table's values: for every flag, malformed and out-of-range values must be usage errors, and the bounds
+  and both spellings (`--flag V`, `--flag=V`) must be accepted;
+- the table's pinned rows ([[cases]]), inputs on which languages once answered differently;
+- the hand-written usage errors and --help checks below.
+"""
+
 from __future__ import annotations
 
+import socket
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+
 import pytest
+
+CLI_TABLE = tomllib.loads((Path(__file__).resolve().parents[2] / "spec" / "cli.toml").read_text(encoding="utf-8"))
+COMMANDS: dict[str, dict] = CLI_TABLE["commands"]
 
 USAGE_ERRORS = {
     "no-subcommand": [],
@@ -22,20 +38,97 @@ USAGE_ERRORS = {
 }
 
 HELP = {
-    "top": ([], ["server", "client", "transform"]),
-    "server": (["server"], ["--host", "--port", "--idle-timeout", "--max-connections", "--drain-timeout"]),
-    "client": (["client"], ["--host", "--port", "--timeout", "MESSAGE"]),
-    "transform": (["transform"], ["--chunk-size"]),
+    "top": ([], list(COMMANDS)),
+    **{
+        name: (
+            [name],
+            [f"--{flag}" for flag in command["options"]] + ([command["operands"]] if command["operands"] else []),
+        )
+        for name, command in COMMANDS.items()
+    },
 }
+
+# Values every language's own number parser would take but X-4 forbids; hosts X-5 forbids. Each list runs once
+# per subcommand, on its first flag of that type; the range and spelling checks run on every flag.
+MALFORMED = {
+    "integer": ["-1", "+1", "1_0", "1e3", "0x10", " 1", "1.5", "\u0661", "9" * 40],
+    "seconds": ["-1", "1_0", "1e3", "inf", "nan", "1.", ".5", "1.2345", "\u0661", "9" * 40],
+    "host": ["", "::1%lo", "[::1%lo]", "[127.0.0.1]"],
+}
+# A well-formed value per type, for the abbreviated spelling: if it were taken, nothing leaves loopback.
+WELL_FORMED = {"integer": "1", "seconds": "1", "host": "127.0.0.1"}
+
+
+def _number(value: float | int, kind: str) -> str:
+    return str(int(value)) if kind == "integer" else format(Decimal(str(value)).normalize(), "f")
+
+
+def _out_of_range(option: dict) -> list[str]:
+    if "min" not in option:
+        return []
+    step = Decimal(1) if option["type"] == "integer" else Decimal("0.001")
+    low, high = Decimal(str(option["min"])), Decimal(str(option["max"]))
+    return [_number(high + step, option["type"])] + ([_number(low - step, option["type"])] if low > 0 else [])
+
+
+def _argv(command: str, *flags: str, operand: bool = True) -> list[str]:
+    """A complete command around the flags under test: a server on a free port, a client with a message."""
+    prefix = ["--port", "0"] if command == "server" and not any(f.startswith("--port") for f in flags) else []
+    return [command, *prefix, *flags, *(["x"] if command == "client" and operand else [])]
+
+
+def _label(args: list[str]) -> str:
+    words = (repr(arg) if arg == "" or not arg.isprintable() or " " in arg else arg for arg in args)
+    return f"`{' '.join(words)}`"
+
+
+def rejected_cases() -> list:
+    cases = []
+    for command, spec in COMMANDS.items():
+        types_seen: set[str] = set()
+        for flag, option in spec["options"].items():
+            kind = option["type"]
+            values = _out_of_range(option) + (MALFORMED[kind] if kind not in types_seen else [])
+            types_seen.add(kind)
+            forms = [_argv(command, f"--{flag}", value) for value in values]
+            forms += [
+                _argv(command, f"--{flag}="),
+                _argv(command, f"--{flag}", operand=False),  # the value is missing
+                _argv(command, f"--{flag[:-1]}", WELL_FORMED[kind]),  # no abbreviations
+            ]
+            cases += [pytest.param(form, id=_label(form)) for form in forms]
+    return cases
+
+
+def accepted_cases() -> list:
+    cases = []
+    for command, spec in COMMANDS.items():
+        for flag, option in spec["options"].items():
+            if option["type"] == "host" or (command == "server" and flag == "port"):
+                continue  # hosts: the pinned rows; a server port other than 0 could be taken
+            bounds = {_number(option["min"], option["type"]), _number(option["max"], option["type"])}
+            if command == "client" and flag == "port":
+                continue  # the client's port is where it connects: test_client_accepts_the_port_forms
+            for value in sorted(bounds):
+                for form in ([f"--{flag}", value], [f"--{flag}={value}"]):
+                    cases.append(pytest.param(command, form, id=_label([command, *form])))
+    return cases
+
+
+def pinned_cases() -> list:
+    return [pytest.param(case, id=_label(case["args"])) for case in CLI_TABLE["cases"]]
+
+
+def assert_usage_error(result) -> None:
+    assert result.returncode == 2, f"exit {result.returncode}; stderr {result.stderr!r}"
+    assert result.stdout == b""
+    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
 
 
 @pytest.mark.clause("X-1", "S-7", "S-9", "C-1", "C-6")
 @pytest.mark.parametrize("args", USAGE_ERRORS.values(), ids=USAGE_ERRORS.keys())
 def test_usage_error_exits_2_with_one_error_line(backend, implementation, args) -> None:
-    result = backend.run(implementation, *args, timeout=30)
-    assert result.returncode == 2, f"exit {result.returncode}; stderr {result.stderr!r}"
-    assert result.stdout == b""
-    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+    assert_usage_error(backend.run(implementation, *args, timeout=30))
 
 
 @pytest.mark.clause("X-1")
@@ -46,3 +139,64 @@ def test_help_goes_to_stdout_and_exits_0(backend, implementation, args, mentions
     assert result.returncode == 0, result.stderr
     missing = [word for word in mentions if word.encode() not in result.stdout]
     assert not missing, f"--help does not mention {missing}:\n{result.stdout.decode(errors='replace')}"
+
+
+@pytest.mark.clause("X-3", "X-4", "X-5")
+@pytest.mark.parametrize("args", rejected_cases())
+def test_table_rejects_malformed_values(backend, implementation, args) -> None:
+    assert_usage_error(backend.run(implementation, *args, timeout=30))
+
+
+@pytest.mark.clause("X-3", "X-4")
+@pytest.mark.parametrize("command,flags", accepted_cases())
+def test_table_accepts_its_bounds_in_both_spellings(backend, implementation, dedicated_server, command, flags) -> None:
+    if command == "server":
+        dedicated_server(implementation, *flags)  # fails unless it prints its readiness line
+    elif command == "client":
+        with socket.socket() as reserved:  # bound, not listening: an accepted command line then cannot connect
+            reserved.bind((backend.harness_host, 0))
+            port = str(reserved.getsockname()[1])
+            result = backend.run(
+                implementation, "client", "--host", backend.harness_host, "--port", port, *flags, "x", timeout=30
+            )
+        assert result.returncode == 3, f"exit {result.returncode}; stderr {result.stderr!r}"
+    else:
+        result = backend.run(implementation, command, *flags, stdin=b"abc", timeout=30)
+        assert (result.returncode, result.stdout) == (0, b"ABC"), result.stderr
+
+
+@pytest.mark.clause("X-3", "C-1")
+@pytest.mark.parametrize("spelling", ["separate", "equals", "leading-zeros", "repeated"])
+def test_client_accepts_the_port_forms(backend, implementation, spelling) -> None:
+    with socket.socket() as reserved:
+        reserved.bind((backend.harness_host, 0))
+        port = str(reserved.getsockname()[1])
+        flags = {
+            "separate": ["--port", port],
+            "equals": [f"--port={port}"],
+            "leading-zeros": ["--port", f"00{port}"],
+            "repeated": ["--port", "1", "--port", port],
+        }[spelling]
+        result = backend.run(implementation, "client", "--host", backend.harness_host, *flags, "x", timeout=30)
+    assert result.returncode == 3, f"exit {result.returncode}; stderr {result.stderr!r}"
+    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+
+
+@pytest.mark.clause("X-3", "X-4", "X-5", "S-8", "S-9", "C-6")
+@pytest.mark.parametrize("case", pinned_cases())
+def test_pinned_row(backend, implementation, dedicated_server, case) -> None:
+    command, *flags = case["args"]
+    if "listens" in case:
+        server = dedicated_server(implementation, *flags)
+        assert server.ready_line.startswith(f"listening on {case['listens']}:".encode()), (
+            case["why"],
+            server.ready_line,
+        )
+        return
+    result = backend.run(implementation, *case["args"], timeout=30)
+    if case["exit"] == 2:
+        assert_usage_error(result)
+        return
+    assert result.returncode == case["exit"], (case["why"], result.returncode, result.stderr)
+    assert result.stdout == b""
+    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
