@@ -5,7 +5,7 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    from tests.matrix import fuzz, reporting, session  # plugins with options: here, where options always work
+    from harness.plugins import fuzz, reporting, session  # plugins with options: here, where options always work
     for plugin in (session, reporting, fuzz):
         pluginmanager.register(plugin, f"upper-echo-{plugin.__name__.rsplit('.', 1)[-1]}")
     parser.addoption("--require-all", action="store_true",

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from .bytes_diff import assert_same_bytes
-from .fake_servers import (FakeServer, answer_and_close_early, echo_unchanged, record_then_reply,
+from harness.bytes_diff import assert_same_bytes
+from harness.fake_servers import (FakeServer, answer_and_close_early, echo_unchanged, record_then_reply,
                            reset_after_input, silent, slow_to_read, trickle)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from .registry import REPO
+from harness import REPO
 
 
 @pytest.mark.clause("I-2")

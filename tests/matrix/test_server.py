@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from .bytes_diff import assert_same_bytes
-from .wire import Conversation, connect, exchange, reset
+from harness.bytes_diff import assert_same_bytes
+from harness.wire import Conversation, connect, exchange, reset
 
 SPLIT_CHARACTERS = ["é", "€", "𐐨"]  # 2, 3 and 4 bytes
 

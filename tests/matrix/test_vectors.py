@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from .bytes_diff import assert_same_bytes
-from .wire import exchange
+from harness.bytes_diff import assert_same_bytes
+from harness.wire import exchange
 
 SMALL_INPUT = 4096  # below this, the transducer is also fed one byte per read
 

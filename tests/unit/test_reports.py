@@ -1,4 +1,4 @@
-"""The reports (tests/matrix/reporting.py and friends): valid JUnit, a self-contained HTML page, the ledger's
+"""The reports (harness/plugins/reporting.py and harness/reports/): valid JUnit, a self-contained HTML page, the ledger's
 rules, and end to end: small real matrix runs with --report-dir, one of them against a mutant."""
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import xmlschema
 
-from tests.matrix.junit import write_junit
-from tests.matrix.known_failures import LEDGER, Ledger, LedgerError, load_ledger, parse_ledger
-from tests.matrix.report_render import clause_coverage, render_html, render_markdown, terminal_lines
+from harness import REPO
+from harness.reports.junit import write_junit
+from harness.reports.known_failures import LEDGER, Ledger, LedgerError, load_ledger, parse_ledger
+from harness.reports.render import clause_coverage, render_html, render_markdown, terminal_lines
 
-REPO = Path(__file__).resolve().parents[2]
-XSD = REPO / "tests" / "matrix" / "junit.xsd"
+XSD = REPO / "harness" / "reports" / "junit.xsd"
 PAIR = "tests/matrix/test_vectors.py::test_client_server_pair"
 
 

@@ -2,7 +2,7 @@
 
 Every run: a clients x servers table in the terminal and the failing cells, each with a one-line repro.
 `--report-dir DIR`: junit.xml, results.json, report.html (self-contained) and summary.md (for a CI step summary).
-The known-failures ledger (known_failures.py) is applied here too.
+The known-failures ledger (harness/reports/known_failures.py) is applied here too.
 
 Cheap by design: every test carries a few names (its cell); only failures carry evidence (input, expected and
 actual bytes, both sides' stderr), captured from the failing frames' locals and capped in size. Workers attach
@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from .bytes_diff import first_difference
-from .known_failures import LEDGER, Ledger, LedgerError, load_ledger
+from .. import REPO
+from ..bytes_diff import first_difference
+from ..reports.junit import write_junit
+from ..reports.known_failures import LEDGER, Ledger, LedgerError, load_ledger
+from ..reports.render import clause_coverage, render_all, terminal_lines
 
-REPO = Path(__file__).resolve().parents[2]
 BLOB_CAP = 2048  # bytes of each input/expected/actual kept for a failure (plus a window at the first difference)
 WINDOW = 128
 STDERR_CAP = 2048  # the last bytes of each side's stderr
@@ -264,7 +266,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def build_results(collector: Collector, session: pytest.Session, problems: list[str]) -> dict:
-    from .report_render import clause_coverage
     records = sorted(collector.records.values(), key=lambda r: r["nodeid"])
     counts = defaultdict(int)
     for record in records:
@@ -286,8 +287,6 @@ def build_results(collector: Collector, session: pytest.Session, problems: list[
 
 
 def write_reports(results: dict | None, report_dir: Path) -> None:
-    from .junit import write_junit
-    from .report_render import render_all
     report_dir.mkdir(parents=True, exist_ok=True)
     if results is not None:
         (report_dir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -299,7 +298,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     results = config.stash.get(RESULTS_KEY, None)
     if results is None or not any(r["nodeid"].startswith("tests/matrix/") for r in results["tests"]):
         return
-    from .report_render import terminal_lines
     terminalreporter.section("upper-echo matrix")
     for line in terminal_lines(results, TERMINAL_FAILURES):
         terminalreporter.write_line(line)

@@ -5,7 +5,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import REPO
+from . import REPO
 
 VECTORS = REPO / "spec" / "vectors"
 

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from .registry import Implementation, load_registry
+from ..registry import Implementation, RegistryError, load_registries
 
 SESSION_ID = pytest.StashKey[str]()
-_implementations: dict[str, Implementation] = load_registry()
+_implementations: dict[str, Implementation] = load_registries()
 
 
-def implementations() -> dict[str, Implementation]:
-    """The registered implementations of this run (--registry may replace implementations.toml)."""
-    return _implementations
+def implementations(role: str | None = None) -> dict[str, Implementation]:
+    """The registered implementations of this run (--registry may replace implementations.toml); with a
+    role ("client" or "server"), only those that provide it."""
+    return {name: impl for name, impl in _implementations.items() if role is None or impl.plays(role)}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -39,8 +40,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     global _implementations
     if config.getoption("--registry"):
-        _implementations = {name: impl for path in config.getoption("--registry")
-                            for name, impl in load_registry(path.resolve()).items()}
+        try:
+            _implementations = load_registries(config.getoption("--registry"))
+        except RegistryError as error:
+            raise pytest.UsageError(str(error)) from None
     # Hundreds of test connections at once (S-1) need more than a small default limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -65,7 +68,7 @@ def pytest_configure_node(node) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     # The controller (or a run without xdist) removes the session's containers, whatever the outcome.
     if config.getoption("--backend") == "docker" and not hasattr(config, "workerinput"):
-        from .backend_docker import remove_session
+        from ..backends.docker import remove_session
         remove_session(config.stash[SESSION_ID])
 
 

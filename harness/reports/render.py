@@ -2,7 +2,7 @@
 report.html (one self-contained file: inline CSS, no script, no network) and summary.md (a CI step summary).
 
 A pure function of the JSON files, so either run (matrix or mutants) can re-render:
-    python3 -m tests.matrix.report_render reports
+    python3 -m harness.reports.render reports
 """
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import json
 import sys
 from collections import Counter, defaultdict
 from pathlib import Path
+
+from ..spec import cited_by_tests, spec_clauses
 
 FAILING = ("failed", "error")
 STYLE = """
@@ -89,11 +91,7 @@ def label(record: dict) -> str:
 
 
 def clause_coverage(records: list[dict]) -> dict:
-    """Every spec clause, whether a test cites it (tests/unit/test_spec_files.py), and its tests in this run."""
-    try:
-        from tests.unit.test_spec_files import cited_by_tests, spec_clauses
-    except ImportError as error:
-        return {"error": str(error), "spec": [], "uncovered": [], "in_run": {}}
+    """Every spec clause, whether a test cites it (harness.spec), and its tests in this run."""
     spec, cited = spec_clauses(), cited_by_tests()
     in_run: dict[str, Counter] = defaultdict(Counter)
     for record in records:

@@ -21,11 +21,11 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound
 
-from .backend_local import LISTENING, START_TIMEOUT, BuildFailed, Completed, ServerDidNotStart, parse_memory
-from .registry import REPO, Implementation
+from .. import REPO
+from ..registry import Implementation
+from .base import BASE_ENV, START_TIMEOUT, BuildFailed, Completed, ServerDidNotStart, parse_memory, parse_ready_line
 
 SESSION_LABEL = "upper-echo.session"
-BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 STDOUT, STDERR = 1, 2
 
 
@@ -46,18 +46,13 @@ def demultiplex(raw: socket.socket, stdout: bytearray, stderr: bytearray) -> Non
 
 
 class ServerContainer:
-    """A server in a container; the same interface as backend_local.ServerProcess."""
+    """A server in a container (a base.ServerHandle)."""
 
     def __init__(self, container, network: str) -> None:
         self.container = container
         self.argv = container.attrs["Config"]["Cmd"]
         self.ready_line = self._wait_for_ready_line()
-        match = LISTENING.match(self.ready_line)
-        if not match:
-            raise ServerDidNotStart(f"{self.argv}: expected 'listening on ADDR:PORT', got {self.ready_line!r}; "
-                                    f"stderr: {self.stderr()!r}")
-        self.host = (match["v6"] or match["v4"]).decode()
-        self.port = int(match["port"])
+        self.host, self.port = parse_ready_line(self.ready_line, self.argv, self.stderr())
         container.reload()
         self.network_address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
 
@@ -120,6 +115,8 @@ class ServerContainer:
 
 
 class DockerBackend:
+    """Containers on a private network (a base.Backend); default servers are shared by all workers."""
+
     name = "docker"
 
     def __init__(self, session: str, lock_dir: Path, network: str | None = None,
@@ -151,7 +148,8 @@ class DockerBackend:
             return probe.getsockname()[0]
 
     def missing_tools(self, implementation: Implementation) -> list[str]:
-        return []  # the toolchain is in the image
+        # the toolchain is in the image; an entry without one cannot run here
+        return [] if implementation.image else ["an image (implementations.toml `image`)"]
 
     def build(self, implementation: Implementation) -> None:
         """Build the image from the implementation's Dockerfile (once per session across workers): with the
@@ -197,7 +195,7 @@ class DockerBackend:
 
     def shared_server(self, implementation: Implementation, turkish: bool) -> ServerContainer:
         """The session's default server for one implementation and locale, shared by every worker."""
-        if self.compose_servers and not turkish:
+        if self.compose_servers and not turkish and implementation.service:
             return self._compose_server(implementation)
         name = f"upper-echo-{self.session}-{implementation.name}{'-tr' if turkish else ''}"
         env = implementation.turkish_environment() if turkish else None

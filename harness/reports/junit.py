@@ -1,6 +1,6 @@
 """JUnit XML from results.json: one <testcase> per test (so per client x server x vector cell), one <testsuite>
 per test module. The shape is the one CI systems read (Jenkins, GitLab, Azure, GitHub test reporters) and is
-checked against tests/matrix/junit.xsd by tests/unit/test_reports.py.
+checked against harness/reports/junit.xsd by tests/unit/test_reports.py.
 
   known failure -> <skipped message="known failure: ...">   (does not fail the run)
   skipped       -> <skipped>

@@ -1,20 +1,12 @@
-"""Differential fuzzing support (the tests are in test_fuzz.py): the --fuzz-examples option, the stream
-strategies, and the ready-to-add vector printed for a disagreement."""
+"""Differential fuzzing support (the tests are in tests/matrix/test_fuzz.py; the --fuzz-examples option in
+plugins/fuzz.py): the stream strategies, the write splits and the ready-to-add vector printed for
+a disagreement."""
 from __future__ import annotations
 
 import hashlib
 import json
 
-import pytest
 from hypothesis import strategies as st
-
-DEFAULT_EXAMPLES = 20
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("upper-echo reports")
-    group.addoption("--fuzz-examples", type=int, default=DEFAULT_EXAMPLES, metavar="N",
-                    help=f"examples per differential fuzz test (default {DEFAULT_EXAMPLES}; try 500 for a long run)")
 
 
 # Mixed ASCII, cased and uncased Unicode (expanding, astral, locale-sensitive), and bytes that are not UTF-8.

@@ -1,8 +1,17 @@
 """A deliberately naive oracle for U: the scanning rule of spec T-3, written out byte by byte.
 
-It shares nothing with the transducer but the table, so the two can check each other.
+It shares nothing with any implementation but the table file, spec/uppercase.tsv, which it reads itself, so
+it can check them all: the unit tests' transducer, the differential fuzzer's servers and clients, and the
+bench's stream output. `expected_u(data)` is U with the pinned table.
 """
 from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from . import REPO
+
+TABLE = REPO / "spec" / "uppercase.tsv"
 
 # Table 3-7: lead byte range -> (sequence length, allowed range of the second byte)
 WELL_FORMED_LEADS = [
@@ -44,3 +53,23 @@ def reference_u(data: bytes, table: dict[int, str]) -> bytes:
             out.append(data[position])
             position += 1
     return bytes(out)
+
+
+def read_table(path: Path = TABLE) -> dict[int, str]:
+    """spec/uppercase.tsv (T-4): code point -> its full uppercase mapping, for the code points that change."""
+    table: dict[int, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            source, target = line.split("\t")
+            table[int(source, 16)] = "".join(chr(int(code, 16)) for code in target.split())
+    return table
+
+
+@lru_cache(maxsize=1)
+def pinned_table() -> dict[int, str]:
+    return read_table()
+
+
+def expected_u(data: bytes) -> bytes:
+    """U(data) with the pinned table: what every server and client must produce for `data`."""
+    return reference_u(data, pinned_table())
