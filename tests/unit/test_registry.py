@@ -66,6 +66,15 @@ def test_apt_packages_reads_every_stage(tmp_path: Path) -> None:
         ('folder = "python"\nrole = "peer"', "key 'role' must be one of 'client', 'server', 'both'"),
         ('folder = "python"\nturkish_env = { A = 1 }', "key 'turkish_env' must be a table"),
     ],
+    ids=[
+        "no-folder",
+        "unknown-key",
+        "needs-not-a-list",
+        "port-a-string",
+        "port-a-bool",
+        "unknown-role",
+        "env-not-text",
+    ],
 )
 def test_a_bad_entry_names_the_file_the_entry_and_the_key(entry: str, complaint: str) -> None:
     with pytest.raises(RegistryError) as error:
@@ -89,8 +98,14 @@ def test_a_name_registered_twice_across_files_is_an_error(tmp_path: Path) -> Non
 
 def test_command_line_for_shell_scripts() -> None:
     def registry(*args: str) -> str:
-        return subprocess.run([sys.executable, "-m", "harness.registry", *args], cwd=REPO, capture_output=True,
-                              text=True, check=True, timeout=60).stdout
+        return subprocess.run(
+            [sys.executable, "-m", "harness.registry", *args],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
 
     assert registry("names").split() == list(REGISTERED)
     assert registry("values", "host_port", "--role", "server").split() == [
