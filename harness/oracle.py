@@ -4,6 +4,7 @@ It shares nothing with any implementation but the table file, spec/uppercase.tsv
 it can check them all: the unit tests' transducer, the differential fuzzer's servers and clients, and the
 bench's stream output. `expected_u(data)` is U with the pinned table.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -33,9 +34,12 @@ def well_formed_length(data: bytes, start: int) -> int:
         return 1
     for low, high, length, second_low, second_high in WELL_FORMED_LEADS:
         if low <= lead <= high:
-            tail = data[start + 1:start + length]
-            if (len(tail) == length - 1 and second_low <= tail[0] <= second_high
-                    and all(0x80 <= byte <= 0xBF for byte in tail[1:])):
+            tail = data[start + 1 : start + length]
+            if (
+                len(tail) == length - 1
+                and second_low <= tail[0] <= second_high
+                and all(0x80 <= byte <= 0xBF for byte in tail[1:])
+            ):
                 return length
             return 0
     return 0
@@ -46,7 +50,7 @@ def reference_u(data: bytes, table: dict[int, str]) -> bytes:
     while position < len(data):
         length = well_formed_length(data, position)
         if length:
-            code_point = ord(data[position:position + length].decode("utf-8"))
+            code_point = ord(data[position : position + length].decode("utf-8"))
             out += table.get(code_point, chr(code_point)).encode("utf-8")
             position += length
         else:

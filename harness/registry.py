@@ -4,6 +4,7 @@ and the only reader of that file (shell scripts ask `python3 -m harness.registry
 Every entry is checked when read: an unknown key, a missing `folder` or a value of the wrong type is a
 RegistryError naming the file, the entry and the key.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -152,19 +153,28 @@ def load_registries(paths: Iterable[Path] | None = None) -> dict[str, Implementa
     for path in paths or [REGISTRY]:
         for name, implementation in load_registry(path).items():
             if name in combined:
-                raise RegistryError(f"{_display(Path(path).resolve())}: [{name}] is registered already in "
-                                    f"{_display(origin[name])}")
+                raise RegistryError(
+                    f"{_display(Path(path).resolve())}: [{name}] is registered already in {_display(origin[name])}"
+                )
             combined[name], origin[name] = implementation, Path(path).resolve()
     return combined
 
 
 # ---------------------------------------------------------------- command line, for shell scripts
 
+
 def as_json(implementation: Implementation) -> dict:
-    return {"name": implementation.name, "folder": str(implementation.folder), "needs": list(implementation.needs),
-            "role": implementation.role, "debian_packages": list(implementation.debian_packages),
-            "image": implementation.image, "service": implementation.service,
-            "host_port": implementation.host_port, "turkish_env": implementation.turkish_env}
+    return {
+        "name": implementation.name,
+        "folder": str(implementation.folder),
+        "needs": list(implementation.needs),
+        "role": implementation.role,
+        "debian_packages": list(implementation.debian_packages),
+        "image": implementation.image,
+        "service": implementation.service,
+        "host_port": implementation.host_port,
+        "turkish_env": implementation.turkish_env,
+    }
 
 
 def _shell_value(value: object) -> str:
@@ -179,21 +189,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python3 -m harness.registry",
         description="Read the implementation registry (implementations.toml, spec I-2) for shell scripts. "
-                    "Every entry is validated first; a bad registry exits 1 with the file, entry and key.")
-    parser.add_argument("--registry", action="append", type=Path, metavar="PATH",
-                        help="read this registry file instead of implementations.toml (repeat to combine)")
+        "Every entry is validated first; a bad registry exits 1 with the file, entry and key.",
+    )
+    parser.add_argument(
+        "--registry",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="read this registry file instead of implementations.toml (repeat to combine)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     names = commands.add_parser("names", help="the implementations' names, one a line")
     values = commands.add_parser("values", help="one key of every implementation, one a line (in registry order)")
     values.add_argument("key", choices=[*KEYS, "name"])
     for sub in (names, values):
-        sub.add_argument("--role", choices=["client", "server"],
-                         help="only the implementations that provide this role")
+        sub.add_argument("--role", choices=["client", "server"], help="only the implementations that provide this role")
     one = commands.add_parser("field", help="one key of one implementation (a list: space-separated)")
     one.add_argument("name")
     one.add_argument("key", choices=list(KEYS))
-    commands.add_parser("debian-packages",
-                        help="every implementation's debian_packages, deduplicated and sorted, one a line")
+    commands.add_parser(
+        "debian-packages", help="every implementation's debian_packages, deduplicated and sorted, one a line"
+    )
     commands.add_parser("json", help="the whole registry as JSON (folders absolute, defaults filled in)")
     commands.add_parser("check", help="validate only: exit 0 and say how many implementations there are")
     args = parser.parse_args(argv)

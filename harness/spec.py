@@ -1,6 +1,7 @@
 """The clauses of spec/PROTOCOL.md (each rule is a bullet `- **X-N**`) and which of them the tests cite
 (`@pytest.mark.clause("X-N", ...)` in tests/**/test_*.py): tests/unit/test_spec_files.py checks that every
 clause is cited, and the reports show the coverage."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Options for every test folder. A skipped test is not a passed one: CI runs with --require-all."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,10 +7,14 @@ import pytest
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     from harness.plugins import fuzz, reporting, session  # plugins with options: here, where options always work
+
     for plugin in (session, reporting, fuzz):
         pluginmanager.register(plugin, f"upper-echo-{plugin.__name__.rsplit('.', 1)[-1]}")
-    parser.addoption("--require-all", action="store_true",
-                     help="turn every skip into a failure (CI): a missing toolchain must not pass silently")
+    parser.addoption(
+        "--require-all",
+        action="store_true",
+        help="turn every skip into a failure (CI): a missing toolchain must not pass silently",
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

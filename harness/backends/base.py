@@ -5,6 +5,7 @@ one they have: they build, start servers and run CLIs through `Backend`, and tal
 `ServerHandle`. Both are structural (typing.Protocol): local.LocalBackend / local.ServerProcess and
 docker.DockerBackend / docker.ServerContainer satisfy them without inheriting.
 """
+
 from __future__ import annotations
 
 import re
@@ -38,13 +39,17 @@ def parse_ready_line(line: bytes, argv: list[str], stderr: bytes = b"") -> tuple
 
 def parse_memory(proc_status: str) -> dict[str, int]:
     """VmRSS and VmHWM from /proc/PID/status, in KiB."""
-    return {key: int(value.split()[0]) for key, value in
-            (line.split(":", 1) for line in proc_status.splitlines()) if key in ("VmRSS", "VmHWM")}
+    return {
+        key: int(value.split()[0])
+        for key, value in (line.split(":", 1) for line in proc_status.splitlines())
+        if key in ("VmRSS", "VmHWM")
+    }
 
 
 @dataclass(frozen=True)
 class Completed:
     """A finished CLI run: what the harness compares, byte for byte."""
+
     argv: list[str]
     returncode: int
     stdout: bytes
@@ -114,8 +119,9 @@ class Backend(Protocol):
     def build(self, implementation: Implementation) -> None:
         """Make the implementation runnable (bin/build, or its image); idempotent. Raises BuildFailed."""
 
-    def start_server(self, implementation: Implementation, *args: str,
-                     env: dict[str, str] | None = None) -> ServerHandle:
+    def start_server(
+        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None
+    ) -> ServerHandle:
         """Start `upper-echo server --port 0 ARGS` with BASE_ENV plus `env`; returns once it is ready.
         Raises ServerDidNotStart. The caller kills it."""
 
@@ -123,9 +129,15 @@ class Backend(Protocol):
         """The session's default server of the implementation (under the Turkish locale if asked); the
         caller releases it at the end of the session."""
 
-    def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
-            env: dict[str, str] | None = None, timeout: float = 120.0,
-            beside: ServerHandle | None = None) -> Completed:
+    def run(
+        self,
+        implementation: Implementation,
+        *args: str,
+        stdin: bytes | Path = b"",
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        beside: ServerHandle | None = None,
+    ) -> Completed:
         """Run `upper-echo ARGS` to completion with `stdin` (bytes, or a file for big inputs), BASE_ENV plus
         `env`. `beside` a server: where that server's loopback is reachable. Raises TimeoutError (or
         subprocess.TimeoutExpired) past `timeout`."""

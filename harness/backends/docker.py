@@ -9,6 +9,7 @@ Shared state across pytest-xdist workers: the session id comes from the controll
 default servers have names derived from it, so the first worker to ask creates them and the others find
 them. The controller removes everything labelled with the session id at the end, pass, fail or Ctrl-C.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -31,6 +32,7 @@ STDOUT, STDERR = 1, 2
 
 def demultiplex(raw: socket.socket, stdout: bytearray, stderr: bytearray) -> None:
     """Split Docker's attach stream (8-byte frame headers: stream, 0, 0, 0, big-endian size) into its parts."""
+
     def read_exactly(size: int) -> bytes:
         data = bytearray()
         while len(data) < size:
@@ -61,7 +63,7 @@ class ServerContainer:
         while time.monotonic() < deadline:
             stdout = self.container.logs(stdout=True, stderr=False)
             if b"\n" in stdout:
-                return stdout[:stdout.index(b"\n") + 1]
+                return stdout[: stdout.index(b"\n") + 1]
             self.container.reload()
             if self.container.status == "exited":
                 break
@@ -95,7 +97,7 @@ class ServerContainer:
         return self.container.wait(timeout=timeout)["StatusCode"]
 
     def remaining_stdout(self) -> bytes:
-        return self.container.logs(stdout=True, stderr=False)[len(self.ready_line):]
+        return self.container.logs(stdout=True, stderr=False)[len(self.ready_line) :]
 
     def is_running(self) -> bool:
         try:
@@ -119,8 +121,7 @@ class DockerBackend:
 
     name = "docker"
 
-    def __init__(self, session: str, lock_dir: Path, network: str | None = None,
-                 compose_servers: bool = False) -> None:
+    def __init__(self, session: str, lock_dir: Path, network: str | None = None, compose_servers: bool = False) -> None:
         self.docker = docker.from_env(timeout=300)
         self.session = session
         self.lock_dir = lock_dir
@@ -164,24 +165,37 @@ class DockerBackend:
             try:
                 self.docker.images.build(path=str(REPO), dockerfile=str(dockerfile), tag=implementation.image, rm=True)
             except (APIError, docker.errors.BuildError) as failure:
-                raise BuildFailed(f"{implementation.name}: building {implementation.image} failed: {failure}")
+                raise BuildFailed(f"{implementation.name}: building {implementation.image} failed: {failure}") from None
             marker.touch()
 
-    def _create(self, implementation: Implementation, command: list[str], env: dict[str, str] | None,
-                name: str | None = None, entrypoint: list[str] | None = None):
+    def _create(
+        self,
+        implementation: Implementation,
+        command: list[str],
+        env: dict[str, str] | None,
+        name: str | None = None,
+        entrypoint: list[str] | None = None,
+    ):
         """Create (not start) a container on the session network."""
         api = self.docker.api
         # the IPv6 loopback too, for servers told to listen on ::1 (N-1)
         host_config = api.create_host_config(network_mode=self.network, sysctls={"net.ipv6.conf.lo.disable_ipv6": "0"})
         created = api.create_container(
-            implementation.image, command, name=name, labels=self.labels, entrypoint=entrypoint,
+            implementation.image,
+            command,
+            name=name,
+            labels=self.labels,
+            entrypoint=entrypoint,
             healthcheck={"Test": ["NONE"]},  # the harness checks readiness itself; spare the CPU
-            environment={**BASE_ENV, **(env or {})}, host_config=host_config,
-            networking_config=api.create_networking_config({self.network: api.create_endpoint_config()}))
+            environment={**BASE_ENV, **(env or {})},
+            host_config=host_config,
+            networking_config=api.create_networking_config({self.network: api.create_endpoint_config()}),
+        )
         return self.docker.containers.get(created["Id"])
 
-    def start_server(self, implementation: Implementation, *args: str, env: dict[str, str] | None = None,
-                     name: str | None = None) -> ServerContainer:
+    def start_server(
+        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None, name: str | None = None
+    ) -> ServerContainer:
         host = [] if "--host" in args else ["--host", "0.0.0.0"]
         command = ["server", *host, "--port", "0", *args]
         try:
@@ -203,15 +217,22 @@ class DockerBackend:
             return self.start_server(implementation, env=env, name=name)
 
     def _compose_server(self, implementation: Implementation) -> ServerContainer:
-        found = self.docker.containers.list(filters={
-            "label": f"com.docker.compose.service={implementation.service}", "network": self.network})
+        found = self.docker.containers.list(
+            filters={"label": f"com.docker.compose.service={implementation.service}", "network": self.network}
+        )
         if not found:
             raise ServerDidNotStart(f"no running compose service {implementation.service} on {self.network}")
         return ServerContainer(found[0], self.network)
 
-    def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
-            env: dict[str, str] | None = None, timeout: float = 120.0,
-            beside: ServerContainer | None = None) -> Completed:
+    def run(
+        self,
+        implementation: Implementation,
+        *args: str,
+        stdin: bytes | Path = b"",
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        beside: ServerContainer | None = None,
+    ) -> Completed:
         """`docker exec -i CONTAINER upper-echo ARGS < stdin` in the implementation's standing client container
         (or, `beside` a server, in that server's container): an exec costs a fraction of a new container."""
         data = stdin.read_bytes() if isinstance(stdin, Path) else stdin
@@ -219,8 +240,12 @@ class DockerBackend:
             raise ValueError(f"{implementation.image} cannot run beside a {beside.container.attrs['Config']['Image']}")
         container = beside.container if beside else self._client_container(implementation)
         api = self.docker.api
-        exec_id = api.exec_create(container.id, [*self._entrypoint(implementation), *args], stdin=True,
-                                  environment={**BASE_ENV, **(env or {})})["Id"]
+        exec_id = api.exec_create(
+            container.id,
+            [*self._entrypoint(implementation), *args],
+            stdin=True,
+            environment={**BASE_ENV, **(env or {})},
+        )["Id"]
         raw = api.exec_start(exec_id, socket=True)._sock  # the SDK exposes the hijacked connection only this way
         stdout, stderr = bytearray(), bytearray()
         reader = threading.Thread(target=demultiplex, args=(raw, stdout, stderr), daemon=True)
@@ -232,6 +257,7 @@ class DockerBackend:
                 raw.shutdown(socket.SHUT_WR)  # stdin EOF for the process
             except OSError:
                 pass  # the process exited without reading all of stdin
+
         threading.Thread(target=feed, daemon=True).start()
         reader.join(timeout)
         raw.close()

@@ -1,4 +1,5 @@
 """The local backend: every implementation runs as a process on this machine (the contract: base.py)."""
+
 from __future__ import annotations
 
 import fcntl
@@ -19,8 +20,9 @@ class ServerProcess:
     def __init__(self, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.argv = argv
         self._stderr_file = tempfile.NamedTemporaryFile(dir=log_dir, prefix="server-", suffix=".stderr", delete=False)
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=self._stderr_file, env=env)
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file, env=env
+        )
         self.ready_line = self._read_ready_line()
         try:
             self.host, self.port = parse_ready_line(self.ready_line, argv, self.stderr())
@@ -114,14 +116,17 @@ class LocalBackend:
             fcntl.flock(lock, fcntl.LOCK_EX)
             result = subprocess.run(implementation.build_command, capture_output=True)
         if result.returncode != 0:
-            raise BuildFailed(f"{implementation.name}: bin/build exited {result.returncode}\n"
-                              f"{result.stdout.decode(errors='replace')}{result.stderr.decode(errors='replace')}")
+            raise BuildFailed(
+                f"{implementation.name}: bin/build exited {result.returncode}\n"
+                f"{result.stdout.decode(errors='replace')}{result.stderr.decode(errors='replace')}"
+            )
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {**os.environ, **BASE_ENV, **(extra or {})}
 
-    def start_server(self, implementation: Implementation, *args: str,
-                     env: dict[str, str] | None = None) -> ServerProcess:
+    def start_server(
+        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None
+    ) -> ServerProcess:
         argv = [*implementation.command, "server", "--port", "0", *args]
         return ServerProcess(argv, self.environment(env), self.work_dir)
 
@@ -129,9 +134,15 @@ class LocalBackend:
         """A default server for the session; local processes are per worker."""
         return self.start_server(implementation, env=implementation.turkish_environment() if turkish else None)
 
-    def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
-            env: dict[str, str] | None = None, timeout: float = 120.0,
-            beside: ServerProcess | None = None) -> Completed:
+    def run(
+        self,
+        implementation: Implementation,
+        *args: str,
+        stdin: bytes | Path = b"",
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        beside: ServerProcess | None = None,
+    ) -> Completed:
         """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory).
 
         `beside` runs it where it sees that server's loopback; for local processes that is everywhere.
@@ -139,9 +150,9 @@ class LocalBackend:
         argv = [*implementation.command, *args]
         if isinstance(stdin, Path):
             with stdin.open("rb") as source:
-                result = subprocess.run(argv, stdin=source, capture_output=True, env=self.environment(env),
-                                        timeout=timeout)
+                result = subprocess.run(
+                    argv, stdin=source, capture_output=True, env=self.environment(env), timeout=timeout
+                )
         else:
-            result = subprocess.run(argv, input=stdin, capture_output=True, env=self.environment(env),
-                                    timeout=timeout)
+            result = subprocess.run(argv, input=stdin, capture_output=True, env=self.environment(env), timeout=timeout)
         return Completed(argv, result.returncode, result.stdout, result.stderr)

@@ -1,6 +1,7 @@
 """The matrix's run-wide part, a plugin registered from tests/conftest.py so that its options work whichever
 folder pytest is pointed at: which registry and backend, and the session id that names shared containers.
 """
+
 from __future__ import annotations
 
 import resource
@@ -24,17 +25,32 @@ def implementations(role: str | None = None) -> dict[str, Implementation]:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("upper-echo matrix")
-    group.addoption("--backend", choices=["local", "docker"], default="local",
-                    help="where implementations run: 'local' processes (default: needs no Docker) or 'docker' "
-                         "containers on a private network made for the session")
-    group.addoption("--docker-network", metavar="NAME",
-                    help="docker backend: use this existing network instead of making one for the session")
-    group.addoption("--compose-servers", action="store_true",
-                    help="docker backend: test the servers of the compose services (implementations.toml "
-                         "`service`) running on --docker-network instead of starting them")
-    group.addoption("--registry", action="append", type=Path, metavar="PATH",
-                    help="read implementations from this registry instead of implementations.toml; repeat to "
-                         "combine several (tests/mutants/mutants.toml registers the deliberately broken ones)")
+    group.addoption(
+        "--backend",
+        choices=["local", "docker"],
+        default="local",
+        help="where implementations run: 'local' processes (default: needs no Docker) or 'docker' "
+        "containers on a private network made for the session",
+    )
+    group.addoption(
+        "--docker-network",
+        metavar="NAME",
+        help="docker backend: use this existing network instead of making one for the session",
+    )
+    group.addoption(
+        "--compose-servers",
+        action="store_true",
+        help="docker backend: test the servers of the compose services (implementations.toml "
+        "`service`) running on --docker-network instead of starting them",
+    )
+    group.addoption(
+        "--registry",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="read implementations from this registry instead of implementations.toml; repeat to "
+        "combine several (tests/mutants/mutants.toml registers the deliberately broken ones)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,10 +85,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     # The controller (or a run without xdist) removes the session's containers, whatever the outcome.
     if config.getoption("--backend") == "docker" and not hasattr(config, "workerinput"):
         from ..backends.docker import remove_session
+
         remove_session(config.stash[SESSION_ID])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     names = ", ".join(_implementations)
-    return [f"upper-echo backend: {config.getoption('--backend')}; implementations: {names}"
-            + ("; --require-all" if config.getoption("--require-all") else "")]
+    return [
+        f"upper-echo backend: {config.getoption('--backend')}; implementations: {names}"
+        + ("; --require-all" if config.getoption("--require-all") else "")
+    ]

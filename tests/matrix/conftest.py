@@ -6,6 +6,7 @@ implementations that provide that role (implementations.toml `role`) with ids li
 `python-server`, and every implementation a test uses is built first (bin/build) or the
 test is skipped when its toolchain is missing (`--require-all`, defined in tests/conftest.py, makes that a failure).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -27,12 +28,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     roles = [role for role in ROLE_IDS if role in metafunc.fixturenames]
     combos: list[tuple[tuple, str]] = [((), "")]
     for role in roles:
-        combos = [(values + (impl,), f"{label}->{ROLE_IDS[role].format(name)}" if label else ROLE_IDS[role].format(name))
-                  for values, label in combos for name, impl in implementations(role).items()]
+        combos = [
+            (values + (impl,), f"{label}->{ROLE_IDS[role].format(name)}" if label else ROLE_IDS[role].format(name))
+            for values, label in combos
+            for name, impl in implementations(role).items()
+        ]
     if "vector" in metafunc.fixturenames:
         roles.append("vector")
-        combos = [(values + (vector,), f"{label}[{vector.id}]" if label else vector.id)
-                  for values, label in combos for vector in VECTORS]
+        combos = [
+            (values + (vector,), f"{label}[{vector.id}]" if label else vector.id)
+            for values, label in combos
+            for vector in VECTORS
+        ]
     if roles:
         metafunc.parametrize(",".join(roles), [pytest.param(*values, id=label) for values, label in combos])
 
@@ -43,9 +50,13 @@ def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
     shared_dir = tmp_path_factory.getbasetemp().parent
     if request.config.getoption("--backend") == "docker":
         from harness.backends.docker import DockerBackend
-        return DockerBackend(session=request.config.stash[SESSION_ID], lock_dir=shared_dir,
-                             network=request.config.getoption("--docker-network"),
-                             compose_servers=request.config.getoption("--compose-servers"))
+
+        return DockerBackend(
+            session=request.config.stash[SESSION_ID],
+            lock_dir=shared_dir,
+            network=request.config.getoption("--docker-network"),
+            compose_servers=request.config.getoption("--compose-servers"),
+        )
     return LocalBackend(work_dir=tmp_path_factory.mktemp("logs"), lock_dir=shared_dir)
 
 
@@ -78,7 +89,7 @@ def toolchains(backend: Backend) -> Toolchains:
 @pytest.fixture(autouse=True)
 def _prepare_implementations(request: pytest.FixtureRequest, toolchains: Toolchains) -> None:
     callspec = getattr(request.node, "callspec", None)
-    for value in (callspec.params.values() if callspec else ()):
+    for value in callspec.params.values() if callspec else ():
         if isinstance(value, Implementation):
             toolchains.prepare(value)
 

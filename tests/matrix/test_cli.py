@@ -1,4 +1,5 @@
 """The command line shared by every language: usage errors and --help (X-1, S-7, C-1)."""
+
 from __future__ import annotations
 
 import pytest

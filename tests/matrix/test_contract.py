@@ -1,4 +1,5 @@
 """How an implementation plugs in (spec section 8): the folder, its two commands and the registry entry."""
+
 from __future__ import annotations
 
 import os

@@ -1,14 +1,15 @@
 """The spec's own files: vectors well-formed and agreeing with U, and every clause covered by a test."""
+
 from __future__ import annotations
 
 import re
 
 import pytest
+from upper_echo.transform import transform, uppercase_table
 
 from harness.oracle import reference_u
 from harness.spec import cited_by_tests, spec_clauses
 from harness.vectors import load_vectors
-from upper_echo.transform import transform, uppercase_table
 
 
 def test_clause_ids_are_unique() -> None:
