@@ -1,15 +1,20 @@
 """Options for every test folder. A skipped test is not a passed one: CI runs with --require-all."""
+
 from __future__ import annotations
 
 import pytest
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    from tests.matrix import fuzz, reporting, session  # plugins with options: here, where options always work
+    from harness.plugins import fuzz, reporting, session  # plugins with options: here, where options always work
+
     for plugin in (session, reporting, fuzz):
         pluginmanager.register(plugin, f"upper-echo-{plugin.__name__.rsplit('.', 1)[-1]}")
-    parser.addoption("--require-all", action="store_true",
-                     help="turn every skip into a failure (CI): a missing toolchain must not pass silently")
+    parser.addoption(
+        "--require-all",
+        action="store_true",
+        help="turn every skip into a failure (CI): a missing toolchain must not pass silently",
+    )
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,20 +1,24 @@
 """The matrix's pytest plumbing: parametrization from the registry, builds and shared servers
-(its options and the run-wide session are in session.py).
+(its options and the run-wide session are in harness/plugins/session.py).
 
-Tests ask for `client` and/or `server` (an Implementation): they are parametrized over the registry with ids
-like `java-client` and `python-server`, and every implementation a test uses is built first (bin/build) or the
+Tests ask for `client` and/or `server` (an Implementation): they are parametrized over the registry's
+implementations that provide that role (implementations.toml `role`) with ids like `java-client` and
+`python-server`, and every implementation a test uses is built first (bin/build) or the
 test is skipped when its toolchain is missing (`--require-all`, defined in tests/conftest.py, makes that a failure).
 """
+
 from __future__ import annotations
 
 import pytest
 
-from .backend_local import LocalBackend, ServerProcess
-from .registry import Implementation
-from .session import SESSION_ID, implementations
-from .vectors import load_vectors
+from harness.backends import Backend, ServerHandle
+from harness.backends.local import LocalBackend
+from harness.plugins.session import SESSION_ID, implementations
+from harness.registry import Implementation
+from harness.vectors import load_vectors
 
-# A test argument named after a role is parametrized over the registry; the id says the role. With a
+# A test argument named after a role is parametrized over the implementations that provide the role
+# (`implementation`: all of them); the id says the role. With a
 # `vector` argument too, every combination meets every vector: ids read like java-client->csharp-server[sharp-s].
 ROLE_IDS = {"client": "{}-client", "server": "{}-server", "implementation": "{}"}
 VECTORS = load_vectors()
@@ -24,32 +28,42 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     roles = [role for role in ROLE_IDS if role in metafunc.fixturenames]
     combos: list[tuple[tuple, str]] = [((), "")]
     for role in roles:
-        combos = [(values + (impl,), f"{label}->{ROLE_IDS[role].format(name)}" if label else ROLE_IDS[role].format(name))
-                  for values, label in combos for name, impl in implementations().items()]
+        combos = [
+            (values + (impl,), f"{label}->{ROLE_IDS[role].format(name)}" if label else ROLE_IDS[role].format(name))
+            for values, label in combos
+            for name, impl in implementations(role).items()
+        ]
     if "vector" in metafunc.fixturenames:
         roles.append("vector")
-        combos = [(values + (vector,), f"{label}[{vector.id}]" if label else vector.id)
-                  for values, label in combos for vector in VECTORS]
+        combos = [
+            (values + (vector,), f"{label}[{vector.id}]" if label else vector.id)
+            for values, label in combos
+            for vector in VECTORS
+        ]
     if roles:
         metafunc.parametrize(",".join(roles), [pytest.param(*values, id=label) for values, label in combos])
 
 
 @pytest.fixture(scope="session")
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Backend:
     # The parent of the basetemp is shared by all xdist workers: locks live there.
     shared_dir = tmp_path_factory.getbasetemp().parent
     if request.config.getoption("--backend") == "docker":
-        from .backend_docker import DockerBackend
-        return DockerBackend(session=request.config.stash[SESSION_ID], lock_dir=shared_dir,
-                             network=request.config.getoption("--docker-network"),
-                             compose_servers=request.config.getoption("--compose-servers"))
+        from harness.backends.docker import DockerBackend
+
+        return DockerBackend(
+            session=request.config.stash[SESSION_ID],
+            lock_dir=shared_dir,
+            network=request.config.getoption("--docker-network"),
+            compose_servers=request.config.getoption("--compose-servers"),
+        )
     return LocalBackend(work_dir=tmp_path_factory.mktemp("logs"), lock_dir=shared_dir)
 
 
 class Toolchains:
     """Builds each implementation once per worker; missing toolchains become skips."""
 
-    def __init__(self, backend) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.built: dict[str, Exception | None] = {}
 
@@ -68,14 +82,14 @@ class Toolchains:
 
 
 @pytest.fixture(scope="session")
-def toolchains(backend) -> Toolchains:
+def toolchains(backend: Backend) -> Toolchains:
     return Toolchains(backend)
 
 
 @pytest.fixture(autouse=True)
 def _prepare_implementations(request: pytest.FixtureRequest, toolchains: Toolchains) -> None:
     callspec = getattr(request.node, "callspec", None)
-    for value in (callspec.params.values() if callspec else ()):
+    for value in callspec.params.values() if callspec else ():
         if isinstance(value, Implementation):
             toolchains.prepare(value)
 
@@ -83,11 +97,11 @@ def _prepare_implementations(request: pytest.FixtureRequest, toolchains: Toolcha
 class ServerPool:
     """One long-running default server per implementation (and locale) per worker, started on first use."""
 
-    def __init__(self, backend) -> None:
+    def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self.running: dict[tuple[str, bool], ServerProcess] = {}
+        self.running: dict[tuple[str, bool], ServerHandle] = {}
 
-    def get(self, implementation: Implementation, turkish: bool = False) -> ServerProcess:
+    def get(self, implementation: Implementation, turkish: bool = False) -> ServerHandle:
         key = (implementation.name, turkish)
         server = self.running.get(key)
         if server is None or not server.is_running():
@@ -109,9 +123,9 @@ def servers(backend):
 @pytest.fixture
 def dedicated_server(backend):
     """Start a server with non-default flags for one test; it is stopped afterwards."""
-    started: list[ServerProcess] = []
+    started: list[ServerHandle] = []
 
-    def start(implementation: Implementation, *args: str, env: dict[str, str] | None = None) -> ServerProcess:
+    def start(implementation: Implementation, *args: str, env: dict[str, str] | None = None) -> ServerHandle:
         started.append(backend.start_server(implementation, *args, env=env))
         return started[-1]
 

@@ -1,4 +1,5 @@
 """Client conformance: every client against scripted fake servers (spec section 6)."""
+
 from __future__ import annotations
 
 import random
@@ -7,9 +8,17 @@ import time
 
 import pytest
 
-from .bytes_diff import assert_same_bytes
-from .fake_servers import (FakeServer, answer_and_close_early, echo_unchanged, record_then_reply,
-                           reset_after_input, silent, slow_to_read, trickle)
+from harness.bytes_diff import assert_same_bytes
+from harness.fake_servers import (
+    FakeServer,
+    answer_and_close_early,
+    echo_unchanged,
+    record_then_reply,
+    reset_after_input,
+    silent,
+    slow_to_read,
+    trickle,
+)
 
 
 def run_client(backend, client, port: int, *args: str, **kwargs):

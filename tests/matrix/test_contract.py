@@ -1,4 +1,5 @@
 """How an implementation plugs in (spec section 8): the folder, its two commands and the registry entry."""
+
 from __future__ import annotations
 
 import os
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .registry import REGISTRY, load_registry
+from harness.registry import REGISTRY, load_registry
 
 SHELLS = {"sh", "bash", "dash"}
 
@@ -40,6 +41,8 @@ def test_registry_entries_are_complete() -> None:
     for name, implementation in load_registry().items():
         assert implementation.folder.is_dir(), f"{name}: folder {implementation.folder} missing"
         assert implementation.needs, f"{name}: `needs` must name the toolchain's commands"
-        assert implementation.image and implementation.service.endswith("-server"), name
-        assert implementation.host_port, f"{name}: `host_port` (compose publishes the server there)"
+        assert implementation.image, f"{name}: `image` (the docker backend and compose run it)"
+        if implementation.is_server:
+            assert implementation.service and implementation.service.endswith("-server"), name
+            assert implementation.host_port, f"{name}: `host_port` (compose publishes the server there)"
         assert f"[{name}]" in raw

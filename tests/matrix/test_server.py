@@ -1,4 +1,5 @@
 """Server conformance: a raw-socket client against every server (spec sections 3-5)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,8 @@ import time
 
 import pytest
 
-from .bytes_diff import assert_same_bytes
-from .wire import Conversation, connect, exchange, reset
+from harness.bytes_diff import assert_same_bytes
+from harness.wire import Conversation, connect, exchange, reset
 
 SPLIT_CHARACTERS = ["é", "€", "𐐨"]  # 2, 3 and 4 bytes
 
@@ -179,14 +180,14 @@ def lines_since_last_open(lines: list[str], peer: str) -> list[str]:
     """The log lines of the latest connection from `peer`: the shared server may have seen the same
     ephemeral port before, in an earlier test."""
     opens = [n for n, line in enumerate(lines) if line == f"open peer={peer}"]
-    return [line for line in lines[opens[-1]:] if f" peer={peer} " in f"{line} "] if opens else []
+    return [line for line in lines[opens[-1] :] if f" peer={peer} " in f"{line} "] if opens else []
 
 
 @pytest.mark.clause("S-6")
 def test_one_log_line_per_open_and_close_with_byte_counts(servers, server) -> None:
     running = servers.get(server)
     talk = Conversation(running.address)
-    local = "%s:%d" % talk.sock.getsockname()[:2]
+    local = "{}:{}".format(*talk.sock.getsockname()[:2])
     talk.send("ΐ\n".encode())  # 3 bytes in, 7 bytes out
     talk.half_close()
     assert talk.rest() == "\u0399\u0308\u0301\n".encode()
@@ -322,8 +323,9 @@ def assert_cannot_listen(result) -> None:
 @pytest.mark.clause("S-9")
 def test_port_in_use_exits_1(backend, dedicated_server, server) -> None:
     running = dedicated_server(server)
-    assert_cannot_listen(backend.run(server, "server", "--host", running.host, "--port", str(running.port),
-                                     beside=running, timeout=30))
+    assert_cannot_listen(
+        backend.run(server, "server", "--host", running.host, "--port", str(running.port), beside=running, timeout=30)
+    )
 
 
 @pytest.mark.clause("S-9")

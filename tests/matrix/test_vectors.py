@@ -1,10 +1,11 @@
 """Every vector through every client x server pair, every server alone, and every transducer alone."""
+
 from __future__ import annotations
 
 import pytest
 
-from .bytes_diff import assert_same_bytes
-from .wire import exchange
+from harness.bytes_diff import assert_same_bytes
+from harness.wire import exchange
 
 SMALL_INPUT = 4096  # below this, the transducer is also fed one byte per read
 
@@ -42,8 +43,9 @@ def test_transducer_alone(backend, implementation, vector) -> None:
 def test_messages_mode_pair(backend, servers, client, server, turkish) -> None:
     host, port = servers.get(server).address
     env = client.turkish_environment() if turkish else None
-    result = backend.run(client, "client", "--host", host, "--port", str(port), "Hello World", "straße", "istanbul",
-                         env=env)
-    expected = "HELLO WORLD\nSTRASSE\nISTANBUL\n".encode()
+    result = backend.run(
+        client, "client", "--host", host, "--port", str(port), "Hello World", "straße", "istanbul", env=env
+    )
+    expected = b"HELLO WORLD\nSTRASSE\nISTANBUL\n"
     assert_same_bytes(result.stdout, expected)
     assert result.returncode == 0, result.stderr

@@ -1,13 +1,13 @@
 """The Python transducer without any I/O (spec sections 2 and 3)."""
+
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from upper_echo.transform import UppercaseTransducer, transform, uppercase_table
 
-from .reference_u import reference_u
+from harness.oracle import reference_u
 
 POSSIBLE_PREFIXES = ["c3", "e2", "e2 82", "e0 a0", "ed 9f", "f0 90", "f0 90 90", "f3 bf bf", "f4 8f", "f4 8f bf"]
 NEVER_WELL_FORMED = ["80", "bf", "c0", "c1", "e0 80", "ed a0", "f0 80", "f4 90", "f5", "ff", "e2 41"]

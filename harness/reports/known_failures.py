@@ -5,6 +5,7 @@ passes fails (the entry is stale: remove it), an entry past its expiry date fail
 that matches no test of a run that had the entry's test file in scope and was not narrowed by -k, -m or
 --deselect. The ledger starts empty and should stay empty for the reference implementations.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -13,7 +14,9 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-LEDGER = Path(__file__).with_name("known_failures.toml")
+from .. import REPO
+
+LEDGER = REPO / "tests" / "matrix" / "known_failures.toml"  # data the test authors edit, beside the tests
 FIELDS = {"test", "reason", "link", "expires"}
 
 
@@ -91,8 +94,10 @@ class Ledger:
 
     def problems(self, nodeids: list[str], narrowed: bool) -> list[str]:
         """Why the ledger fails this run: expired entries, and entries that matched nothing in scope."""
-        found = [f"expired on {entry.expires.isoformat()}: {entry.test} ({entry.reason}; {entry.link})"
-                 for entry in self.expired()]
+        found = [
+            f"expired on {entry.expires.isoformat()}: {entry.test} ({entry.reason}; {entry.link})"
+            for entry in self.expired()
+        ]
         if not narrowed:
             files = {nodeid.split("::", 1)[0] for nodeid in nodeids}
             for entry in self.entries:

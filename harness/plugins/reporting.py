@@ -2,17 +2,17 @@
 
 Every run: a clients x servers table in the terminal and the failing cells, each with a one-line repro.
 `--report-dir DIR`: junit.xml, results.json, report.html (self-contained) and summary.md (for a CI step summary).
-The known-failures ledger (known_failures.py) is applied here too.
+The known-failures ledger (harness/reports/known_failures.py) is applied here too.
 
 Cheap by design: every test carries a few names (its cell); only failures carry evidence (input, expected and
 actual bytes, both sides' stderr), captured from the failing frames' locals and capped in size. Workers attach
 both to their reports (plain data, so pytest-xdist ships them to the controller), which alone writes the files.
 """
+
 from __future__ import annotations
 
 import datetime
 import json
-import os
 import shlex
 import socket
 import time
@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from .bytes_diff import first_difference
-from .known_failures import LEDGER, Ledger, LedgerError, load_ledger
+from .. import REPO
+from ..bytes_diff import first_difference
+from ..reports.junit import write_junit
+from ..reports.known_failures import LEDGER, Ledger, LedgerError, load_ledger
+from ..reports.render import clause_coverage, render_all, terminal_lines
 
-REPO = Path(__file__).resolve().parents[2]
 BLOB_CAP = 2048  # bytes of each input/expected/actual kept for a failure (plus a window at the first difference)
 WINDOW = 128
 STDERR_CAP = 2048  # the last bytes of each side's stderr
@@ -33,15 +35,25 @@ TERMINAL_FAILURES = 40
 LEDGER_KEY = pytest.StashKey[Ledger]()
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
 RESULTS_KEY = pytest.StashKey[dict]()
-_collector: "Collector | None" = None  # this process's collector (the controller's, or the only process's)
+_collector: Collector | None = None  # this process's collector (the controller's, or the only process's)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("upper-echo reports")
-    group.addoption("--report-dir", type=Path, default=None, metavar="DIR",
-                    help="write junit.xml, results.json, report.html and summary.md there at the end of the run")
-    group.addoption("--known-failures", type=Path, default=LEDGER, metavar="PATH",
-                    help="the known-failures ledger (default: tests/matrix/known_failures.toml)")
+    group.addoption(
+        "--report-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write junit.xml, results.json, report.html and summary.md there at the end of the run",
+    )
+    group.addoption(
+        "--known-failures",
+        type=Path,
+        default=LEDGER,
+        metavar="PATH",
+        help="the known-failures ledger (default: tests/matrix/known_failures.toml)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -56,14 +68,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 # ---------------------------------------------------------------- worker side: what each report carries
 
+
 def cell_of(item: pytest.Item) -> dict:
     """The names a report groups a test by: its roles, its vector, the clauses it cites."""
     params = getattr(item, "callspec", None)
     params = params.params if params else {}
     name = getattr(item, "originalname", None) or item.name
-    cell: dict = {"test": name, "file": item.nodeid.split("::", 1)[0],
-                  "id": item.name[len(name) + 1:-1] if item.name.startswith(name + "[") else "",
-                  "clauses": sorted({c for mark in item.iter_markers("clause") for c in mark.args})}
+    cell: dict = {
+        "test": name,
+        "file": item.nodeid.split("::", 1)[0],
+        "id": item.name[len(name) + 1 : -1] if item.name.startswith(name + "[") else "",
+        "clauses": sorted({c for mark in item.iter_markers("clause") for c in mark.args}),
+    }
     for role in ("client", "server", "implementation"):
         if role in params:
             cell[role] = getattr(params[role], "name", str(params[role]))
@@ -78,7 +94,7 @@ def blob(data: bytes, around: int | None = None) -> dict:
     kept = {"length": len(data), "head": _hex_and_text(data[:BLOB_CAP])}
     if around is not None and around >= BLOB_CAP - WINDOW // 2 and around < len(data):
         start = max(0, around - WINDOW)
-        kept["window"] = {"start": start, **_hex_and_text(data[start:around + WINDOW])}
+        kept["window"] = {"start": start, **_hex_and_text(data[start : around + WINDOW])}
     return kept
 
 
@@ -115,10 +131,15 @@ def evidence_of(item: pytest.Item, call: pytest.CallInfo) -> dict:
         for value in local.values():
             if all(hasattr(value, name) for name in ("argv", "returncode", "stdout", "stderr")):  # a Completed
                 found.setdefault("actual", value.stdout)
-                found.setdefault("run", {"argv": [str(arg) for arg in value.argv], "exit": value.returncode,
-                                         "stderr": tail(value.stderr)})
-            elif callable(getattr(value, "stderr", None)) and hasattr(value, "ready_line") \
-                    and "server_stderr" not in found:  # a server the test started itself
+                found.setdefault(
+                    "run",
+                    {"argv": [str(arg) for arg in value.argv], "exit": value.returncode, "stderr": tail(value.stderr)},
+                )
+            elif (
+                callable(getattr(value, "stderr", None))
+                and hasattr(value, "ready_line")
+                and "server_stderr" not in found
+            ):  # a server the test started itself
                 found["server_stderr"] = _safe_stderr(value)
         if "input" not in found:
             for name in ("data", "text", "lines"):
@@ -132,8 +153,11 @@ def evidence_of(item: pytest.Item, call: pytest.CallInfo) -> dict:
         running = getattr(pool, "running", {}).get((server.name, turkish))
         if running is not None:
             found["server_stderr"] = _safe_stderr(running)
-    offset = first_difference(found["actual"], found["expected"]) \
-        if isinstance(found.get("actual"), bytes) and isinstance(found.get("expected"), bytes) else None
+    offset = (
+        first_difference(found["actual"], found["expected"])
+        if isinstance(found.get("actual"), bytes) and isinstance(found.get("expected"), bytes)
+        else None
+    )
     result: dict = {"first_difference": offset}
     for name in ("input", "expected", "actual"):
         if isinstance(found.get(name), bytes):
@@ -166,8 +190,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
             return
         if report.passed and report.when == "call":
             report.outcome = "failed"
-            report.longrepr = (f"listed in tests/matrix/known_failures.toml but passed: remove the entry "
-                               f"{entry.test!r} ({entry.describe()})")
+            report.longrepr = (
+                f"listed in tests/matrix/known_failures.toml but passed: remove the entry "
+                f"{entry.test!r} ({entry.describe()})"
+            )
             return
     if report.failed and report.when in ("setup", "call"):
         try:
@@ -177,6 +203,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 # ---------------------------------------------------------------- controller side: collect, summarize, write
+
 
 class Collector:
     def __init__(self, config: pytest.Config) -> None:
@@ -188,8 +215,14 @@ class Collector:
         record = self.records.get(report.nodeid)
         if record is None:
             record = self.records[report.nodeid] = {
-                "nodeid": report.nodeid, **getattr(report, "upper_echo_cell", {}),
-                "outcome": "passed", "when": "call", "duration": 0.0, "message": "", "repro": self.repro(report.nodeid)}
+                "nodeid": report.nodeid,
+                **getattr(report, "upper_echo_cell", {}),
+                "outcome": "passed",
+                "when": "call",
+                "duration": 0.0,
+                "message": "",
+                "repro": self.repro(report.nodeid),
+            }
         record["duration"] = round(record["duration"] + report.duration, 3)
         outcome = phase_outcome(report)
         if outcome is None or record["outcome"] not in ("passed",):
@@ -230,7 +263,7 @@ def message_of(report: pytest.TestReport) -> str:
         text = report.longrepr[2]
     else:
         text = getattr(report, "longreprtext", "") or str(report.longrepr or "")
-    return text if len(text) <= MESSAGE_CAP else text[:MESSAGE_CAP // 2] + "\n[...]\n" + text[-MESSAGE_CAP // 2:]
+    return text if len(text) <= MESSAGE_CAP else text[: MESSAGE_CAP // 2] + "\n[...]\n" + text[-MESSAGE_CAP // 2 :]
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -242,8 +275,13 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 def narrowed(config: pytest.Config) -> bool:
     """A run that cannot tell whether a ledger entry is stale: selected by keyword, marker or deselection."""
     option = config.option
-    return bool(getattr(option, "keyword", "") or getattr(option, "markexpr", "") or getattr(option, "deselect", None)
-                or getattr(option, "lf", False) or any("::" in str(arg) for arg in config.args))
+    return bool(
+        getattr(option, "keyword", "")
+        or getattr(option, "markexpr", "")
+        or getattr(option, "deselect", None)
+        or getattr(option, "lf", False)
+        or any("::" in str(arg) for arg in config.args)
+    )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -259,12 +297,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     report_dir = session.config.getoption("--report-dir")
     if report_dir is not None:
         # A run without matrix tests (the mutant meta-test) keeps the matrix's results.json and re-renders.
-        write_reports(results if any(r["nodeid"].startswith("tests/matrix/") for r in results["tests"]) else None,
-                      report_dir)
+        write_reports(
+            results if any(r["nodeid"].startswith("tests/matrix/") for r in results["tests"]) else None, report_dir
+        )
 
 
 def build_results(collector: Collector, session: pytest.Session, problems: list[str]) -> dict:
-    from .report_render import clause_coverage
     records = sorted(collector.records.values(), key=lambda r: r["nodeid"])
     counts = defaultdict(int)
     for record in records:
@@ -272,7 +310,7 @@ def build_results(collector: Collector, session: pytest.Session, problems: list[
     config = session.config
     return {
         "format": "upper-echo-results/1",
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "duration": round(time.time() - collector.started, 1),
         "hostname": socket.gethostname(),
         "backend": config.getoption("--backend", "local"),
@@ -286,8 +324,6 @@ def build_results(collector: Collector, session: pytest.Session, problems: list[
 
 
 def write_reports(results: dict | None, report_dir: Path) -> None:
-    from .junit import write_junit
-    from .report_render import render_all
     report_dir.mkdir(parents=True, exist_ok=True)
     if results is not None:
         (report_dir / "results.json").write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
@@ -299,7 +335,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     results = config.stash.get(RESULTS_KEY, None)
     if results is None or not any(r["nodeid"].startswith("tests/matrix/") for r in results["tests"]):
         return
-    from .report_render import terminal_lines
     terminalreporter.section("upper-echo matrix")
     for line in terminal_lines(results, TERMINAL_FAILURES):
         terminalreporter.write_line(line)

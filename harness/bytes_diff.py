@@ -1,4 +1,5 @@
 """Readable failure messages for byte-for-byte comparisons of possibly huge outputs."""
+
 from __future__ import annotations
 
 CONTEXT = 16
@@ -8,7 +9,7 @@ def first_difference(actual: bytes, expected: bytes) -> int | None:
     """Offset of the first differing byte, or None when equal."""
     if actual == expected:
         return None
-    for offset, (a, e) in enumerate(zip(actual, expected)):
+    for offset, (a, e) in enumerate(zip(actual, expected, strict=False)):
         if a != e:
             return offset
     return min(len(actual), len(expected))
@@ -16,7 +17,7 @@ def first_difference(actual: bytes, expected: bytes) -> int | None:
 
 def _window(data: bytes, offset: int) -> str:
     start = max(0, offset - CONTEXT)
-    chunk = data[start:offset + CONTEXT]
+    chunk = data[start : offset + CONTEXT]
     return f"{chunk.hex(' ')}  {chunk!r}"
 
 
@@ -24,9 +25,11 @@ def describe_difference(actual: bytes, expected: bytes) -> str:
     offset = first_difference(actual, expected)
     if offset is None:
         return "equal"
-    return (f"bytes differ at offset {offset} (actual {len(actual)} bytes, expected {len(expected)} bytes)\n"
-            f"  actual   around it: {_window(actual, offset)}\n"
-            f"  expected around it: {_window(expected, offset)}")
+    return (
+        f"bytes differ at offset {offset} (actual {len(actual)} bytes, expected {len(expected)} bytes)\n"
+        f"  actual   around it: {_window(actual, offset)}\n"
+        f"  expected around it: {_window(expected, offset)}"
+    )
 
 
 def assert_same_bytes(actual: bytes, expected: bytes) -> None:

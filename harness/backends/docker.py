@@ -9,6 +9,7 @@ Shared state across pytest-xdist workers: the session id comes from the controll
 default servers have names derived from it, so the first worker to ask creates them and the others find
 them. The controller removes everything labelled with the session id at the end, pass, fail or Ctrl-C.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -21,16 +22,17 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, NotFound
 
-from .backend_local import LISTENING, START_TIMEOUT, BuildFailed, Completed, ServerDidNotStart, parse_memory
-from .registry import REPO, Implementation
+from .. import REPO
+from ..registry import Implementation
+from .base import BASE_ENV, START_TIMEOUT, BuildFailed, Completed, ServerDidNotStart, parse_memory, parse_ready_line
 
 SESSION_LABEL = "upper-echo.session"
-BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
 STDOUT, STDERR = 1, 2
 
 
 def demultiplex(raw: socket.socket, stdout: bytearray, stderr: bytearray) -> None:
     """Split Docker's attach stream (8-byte frame headers: stream, 0, 0, 0, big-endian size) into its parts."""
+
     def read_exactly(size: int) -> bytes:
         data = bytearray()
         while len(data) < size:
@@ -46,18 +48,13 @@ def demultiplex(raw: socket.socket, stdout: bytearray, stderr: bytearray) -> Non
 
 
 class ServerContainer:
-    """A server in a container; the same interface as backend_local.ServerProcess."""
+    """A server in a container (a base.ServerHandle)."""
 
     def __init__(self, container, network: str) -> None:
         self.container = container
         self.argv = container.attrs["Config"]["Cmd"]
         self.ready_line = self._wait_for_ready_line()
-        match = LISTENING.match(self.ready_line)
-        if not match:
-            raise ServerDidNotStart(f"{self.argv}: expected 'listening on ADDR:PORT', got {self.ready_line!r}; "
-                                    f"stderr: {self.stderr()!r}")
-        self.host = (match["v6"] or match["v4"]).decode()
-        self.port = int(match["port"])
+        self.host, self.port = parse_ready_line(self.ready_line, self.argv, self.stderr())
         container.reload()
         self.network_address = container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
 
@@ -66,7 +63,7 @@ class ServerContainer:
         while time.monotonic() < deadline:
             stdout = self.container.logs(stdout=True, stderr=False)
             if b"\n" in stdout:
-                return stdout[:stdout.index(b"\n") + 1]
+                return stdout[: stdout.index(b"\n") + 1]
             self.container.reload()
             if self.container.status == "exited":
                 break
@@ -100,7 +97,7 @@ class ServerContainer:
         return self.container.wait(timeout=timeout)["StatusCode"]
 
     def remaining_stdout(self) -> bytes:
-        return self.container.logs(stdout=True, stderr=False)[len(self.ready_line):]
+        return self.container.logs(stdout=True, stderr=False)[len(self.ready_line) :]
 
     def is_running(self) -> bool:
         try:
@@ -120,10 +117,11 @@ class ServerContainer:
 
 
 class DockerBackend:
+    """Containers on a private network (a base.Backend); default servers are shared by all workers."""
+
     name = "docker"
 
-    def __init__(self, session: str, lock_dir: Path, network: str | None = None,
-                 compose_servers: bool = False) -> None:
+    def __init__(self, session: str, lock_dir: Path, network: str | None = None, compose_servers: bool = False) -> None:
         self.docker = docker.from_env(timeout=300)
         self.session = session
         self.lock_dir = lock_dir
@@ -151,7 +149,8 @@ class DockerBackend:
             return probe.getsockname()[0]
 
     def missing_tools(self, implementation: Implementation) -> list[str]:
-        return []  # the toolchain is in the image
+        # the toolchain is in the image; an entry without one cannot run here
+        return [] if implementation.image else ["an image (implementations.toml `image`)"]
 
     def build(self, implementation: Implementation) -> None:
         """Build the image from the implementation's Dockerfile (once per session across workers): with the
@@ -166,24 +165,37 @@ class DockerBackend:
             try:
                 self.docker.images.build(path=str(REPO), dockerfile=str(dockerfile), tag=implementation.image, rm=True)
             except (APIError, docker.errors.BuildError) as failure:
-                raise BuildFailed(f"{implementation.name}: building {implementation.image} failed: {failure}")
+                raise BuildFailed(f"{implementation.name}: building {implementation.image} failed: {failure}") from None
             marker.touch()
 
-    def _create(self, implementation: Implementation, command: list[str], env: dict[str, str] | None,
-                name: str | None = None, entrypoint: list[str] | None = None):
+    def _create(
+        self,
+        implementation: Implementation,
+        command: list[str],
+        env: dict[str, str] | None,
+        name: str | None = None,
+        entrypoint: list[str] | None = None,
+    ):
         """Create (not start) a container on the session network."""
         api = self.docker.api
         # the IPv6 loopback too, for servers told to listen on ::1 (N-1)
         host_config = api.create_host_config(network_mode=self.network, sysctls={"net.ipv6.conf.lo.disable_ipv6": "0"})
         created = api.create_container(
-            implementation.image, command, name=name, labels=self.labels, entrypoint=entrypoint,
+            implementation.image,
+            command,
+            name=name,
+            labels=self.labels,
+            entrypoint=entrypoint,
             healthcheck={"Test": ["NONE"]},  # the harness checks readiness itself; spare the CPU
-            environment={**BASE_ENV, **(env or {})}, host_config=host_config,
-            networking_config=api.create_networking_config({self.network: api.create_endpoint_config()}))
+            environment={**BASE_ENV, **(env or {})},
+            host_config=host_config,
+            networking_config=api.create_networking_config({self.network: api.create_endpoint_config()}),
+        )
         return self.docker.containers.get(created["Id"])
 
-    def start_server(self, implementation: Implementation, *args: str, env: dict[str, str] | None = None,
-                     name: str | None = None) -> ServerContainer:
+    def start_server(
+        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None, name: str | None = None
+    ) -> ServerContainer:
         host = [] if "--host" in args else ["--host", "0.0.0.0"]
         command = ["server", *host, "--port", "0", *args]
         try:
@@ -197,7 +209,7 @@ class DockerBackend:
 
     def shared_server(self, implementation: Implementation, turkish: bool) -> ServerContainer:
         """The session's default server for one implementation and locale, shared by every worker."""
-        if self.compose_servers and not turkish:
+        if self.compose_servers and not turkish and implementation.service:
             return self._compose_server(implementation)
         name = f"upper-echo-{self.session}-{implementation.name}{'-tr' if turkish else ''}"
         env = implementation.turkish_environment() if turkish else None
@@ -205,15 +217,22 @@ class DockerBackend:
             return self.start_server(implementation, env=env, name=name)
 
     def _compose_server(self, implementation: Implementation) -> ServerContainer:
-        found = self.docker.containers.list(filters={
-            "label": f"com.docker.compose.service={implementation.service}", "network": self.network})
+        found = self.docker.containers.list(
+            filters={"label": f"com.docker.compose.service={implementation.service}", "network": self.network}
+        )
         if not found:
             raise ServerDidNotStart(f"no running compose service {implementation.service} on {self.network}")
         return ServerContainer(found[0], self.network)
 
-    def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
-            env: dict[str, str] | None = None, timeout: float = 120.0,
-            beside: ServerContainer | None = None) -> Completed:
+    def run(
+        self,
+        implementation: Implementation,
+        *args: str,
+        stdin: bytes | Path = b"",
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        beside: ServerContainer | None = None,
+    ) -> Completed:
         """`docker exec -i CONTAINER upper-echo ARGS < stdin` in the implementation's standing client container
         (or, `beside` a server, in that server's container): an exec costs a fraction of a new container."""
         data = stdin.read_bytes() if isinstance(stdin, Path) else stdin
@@ -221,8 +240,12 @@ class DockerBackend:
             raise ValueError(f"{implementation.image} cannot run beside a {beside.container.attrs['Config']['Image']}")
         container = beside.container if beside else self._client_container(implementation)
         api = self.docker.api
-        exec_id = api.exec_create(container.id, [*self._entrypoint(implementation), *args], stdin=True,
-                                  environment={**BASE_ENV, **(env or {})})["Id"]
+        exec_id = api.exec_create(
+            container.id,
+            [*self._entrypoint(implementation), *args],
+            stdin=True,
+            environment={**BASE_ENV, **(env or {})},
+        )["Id"]
         raw = api.exec_start(exec_id, socket=True)._sock  # the SDK exposes the hijacked connection only this way
         stdout, stderr = bytearray(), bytearray()
         reader = threading.Thread(target=demultiplex, args=(raw, stdout, stderr), daemon=True)
@@ -234,6 +257,7 @@ class DockerBackend:
                 raw.shutdown(socket.SHUT_WR)  # stdin EOF for the process
             except OSError:
                 pass  # the process exited without reading all of stdin
+
         threading.Thread(target=feed, daemon=True).start()
         reader.join(timeout)
         raw.close()

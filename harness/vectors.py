@@ -1,11 +1,12 @@
 """The conformance vectors of spec/vectors/ (format: spec/vectors/README.md)."""
+
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import REPO
+from . import REPO
 
 VECTORS = REPO / "spec" / "vectors"
 
@@ -38,12 +39,14 @@ def load_vectors(folder: Path = VECTORS) -> list[Vector]:
     for path in sorted(folder.glob("*.json")):
         document = json.loads(path.read_text(encoding="utf-8"))
         for entry in document["vectors"]:
-            vectors.append(Vector(
-                id=entry["id"],
-                category=document["category"],
-                clauses=tuple(entry["clauses"]),
-                description=entry["description"],
-                input=expand(entry["input"]),
-                expected=expand(entry["expected"]),
-            ))
+            vectors.append(
+                Vector(
+                    id=entry["id"],
+                    category=document["category"],
+                    clauses=tuple(entry["clauses"]),
+                    description=entry["description"],
+                    input=expand(entry["input"]),
+                    expected=expand(entry["expected"]),
+                )
+            )
     return vectors

@@ -1,14 +1,15 @@
 """Small scripted TCP servers that misbehave on purpose, for client conformance (spec section 6).
 
-A FakeServer listens where the clients under test can reach it and runs its script once per connection in a thread. Scripts get the
-connected socket and the server (to record what arrived); they never uppercase anything.
+A FakeServer listens where the clients under test can reach it and runs its script once per connection in a
+thread. Scripts get the connected socket and the server (to record what arrived); they never uppercase anything.
 """
+
 from __future__ import annotations
 
 import socket
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from .wire import reset
 
@@ -47,7 +48,7 @@ class FakeServer:
         while chunk := sock.recv(65536):
             self.received += chunk
 
-    def __enter__(self) -> "FakeServer":
+    def __enter__(self) -> FakeServer:
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -57,9 +58,11 @@ class FakeServer:
 
 def record_then_reply(reply: bytes) -> Script:
     """Read everything until the client half-closes, then send `reply` and close."""
+
     def script(sock: socket.socket, server: FakeServer) -> None:
         server.read_until_eof(sock)
         sock.sendall(reply)
+
     return script
 
 
@@ -82,26 +85,32 @@ def silent(sock: socket.socket, server: FakeServer) -> None:
 
 def trickle(reply: bytes, interval: float) -> Script:
     """After the client half-closed, send one byte every `interval` seconds."""
+
     def script(sock: socket.socket, server: FakeServer) -> None:
         server.read_until_eof(sock)
         for byte in reply:
             time.sleep(interval)
             sock.sendall(bytes([byte]))
+
     return script
 
 
 def slow_to_read(delay: float) -> Script:
     """Read nothing for `delay` seconds (the client's sends block meanwhile), then echo."""
+
     def script(sock: socket.socket, server: FakeServer) -> None:
         time.sleep(delay)
         echo_unchanged(sock, server)
+
     return script
 
 
 def answer_and_close_early(reply: bytes) -> Script:
     """Send `reply` and end the server's side at once, then keep reading so the close stays orderly."""
+
     def script(sock: socket.socket, server: FakeServer) -> None:
         sock.sendall(reply)
         sock.shutdown(socket.SHUT_WR)
         server.read_until_eof(sock)
+
     return script

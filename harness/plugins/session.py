@@ -1,6 +1,7 @@
 """The matrix's run-wide part, a plugin registered from tests/conftest.py so that its options work whichever
 folder pytest is pointed at: which registry and backend, and the session id that names shared containers.
 """
+
 from __future__ import annotations
 
 import resource
@@ -10,37 +11,55 @@ from pathlib import Path
 
 import pytest
 
-from .registry import Implementation, load_registry
+from ..registry import Implementation, RegistryError, load_registries
 
 SESSION_ID = pytest.StashKey[str]()
-_implementations: dict[str, Implementation] = load_registry()
+_implementations: dict[str, Implementation] = load_registries()
 
 
-def implementations() -> dict[str, Implementation]:
-    """The registered implementations of this run (--registry may replace implementations.toml)."""
-    return _implementations
+def implementations(role: str | None = None) -> dict[str, Implementation]:
+    """The registered implementations of this run (--registry may replace implementations.toml); with a
+    role ("client" or "server"), only those that provide it."""
+    return {name: impl for name, impl in _implementations.items() if role is None or impl.plays(role)}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("upper-echo matrix")
-    group.addoption("--backend", choices=["local", "docker"], default="local",
-                    help="where implementations run: 'local' processes (default: needs no Docker) or 'docker' "
-                         "containers on a private network made for the session")
-    group.addoption("--docker-network", metavar="NAME",
-                    help="docker backend: use this existing network instead of making one for the session")
-    group.addoption("--compose-servers", action="store_true",
-                    help="docker backend: test the servers of the compose services (implementations.toml "
-                         "`service`) running on --docker-network instead of starting them")
-    group.addoption("--registry", action="append", type=Path, metavar="PATH",
-                    help="read implementations from this registry instead of implementations.toml; repeat to "
-                         "combine several (tests/mutants/mutants.toml registers the deliberately broken ones)")
+    group.addoption(
+        "--backend",
+        choices=["local", "docker"],
+        default="local",
+        help="where implementations run: 'local' processes (default: needs no Docker) or 'docker' "
+        "containers on a private network made for the session",
+    )
+    group.addoption(
+        "--docker-network",
+        metavar="NAME",
+        help="docker backend: use this existing network instead of making one for the session",
+    )
+    group.addoption(
+        "--compose-servers",
+        action="store_true",
+        help="docker backend: test the servers of the compose services (implementations.toml "
+        "`service`) running on --docker-network instead of starting them",
+    )
+    group.addoption(
+        "--registry",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="read implementations from this registry instead of implementations.toml; repeat to "
+        "combine several (tests/mutants/mutants.toml registers the deliberately broken ones)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     global _implementations
     if config.getoption("--registry"):
-        _implementations = {name: impl for path in config.getoption("--registry")
-                            for name, impl in load_registry(path.resolve()).items()}
+        try:
+            _implementations = load_registries(config.getoption("--registry"))
+        except RegistryError as error:
+            raise pytest.UsageError(str(error)) from None
     # Hundreds of test connections at once (S-1) need more than a small default limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
@@ -65,11 +84,14 @@ def pytest_configure_node(node) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     # The controller (or a run without xdist) removes the session's containers, whatever the outcome.
     if config.getoption("--backend") == "docker" and not hasattr(config, "workerinput"):
-        from .backend_docker import remove_session
+        from ..backends.docker import remove_session
+
         remove_session(config.stash[SESSION_ID])
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     names = ", ".join(_implementations)
-    return [f"upper-echo backend: {config.getoption('--backend')}; implementations: {names}"
-            + ("; --require-all" if config.getoption("--require-all") else "")]
+    return [
+        f"upper-echo backend: {config.getoption('--backend')}; implementations: {names}"
+        + ("; --require-all" if config.getoption("--require-all") else "")
+    ]

@@ -1,62 +1,34 @@
-"""The local backend: every implementation runs as a process on this machine."""
+"""The local backend: every implementation runs as a process on this machine (the contract: base.py)."""
+
 from __future__ import annotations
 
 import fcntl
 import os
-import re
 import signal
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
-from .registry import Implementation
-
-LISTENING = re.compile(rb"^listening on (\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)\n$")
-START_TIMEOUT = 30.0
-BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
-
-
-def parse_memory(proc_status: str) -> dict[str, int]:
-    """VmRSS and VmHWM from /proc/PID/status, in KiB."""
-    return {key: int(value.split()[0]) for key, value in
-            (line.split(":", 1) for line in proc_status.splitlines()) if key in ("VmRSS", "VmHWM")}
-
-
-class BuildFailed(Exception):
-    pass
-
-
-class ServerDidNotStart(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class Completed:
-    """A finished CLI run: what the harness compares, byte for byte."""
-    argv: list[str]
-    returncode: int
-    stdout: bytes
-    stderr: bytes
+from ..registry import Implementation
+from .base import BASE_ENV, START_TIMEOUT, BuildFailed, Completed, ServerDidNotStart, parse_memory, parse_ready_line
 
 
 class ServerProcess:
-    """A running `upper-echo server`, its readiness line parsed (S-8)."""
+    """A running `upper-echo server`, its readiness line parsed (S-8): a base.ServerHandle."""
 
     def __init__(self, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
         self.argv = argv
         self._stderr_file = tempfile.NamedTemporaryFile(dir=log_dir, prefix="server-", suffix=".stderr", delete=False)
-        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                        stderr=self._stderr_file, env=env)
+        self.process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file, env=env
+        )
         self.ready_line = self._read_ready_line()
-        match = LISTENING.match(self.ready_line)
-        if not match:
+        try:
+            self.host, self.port = parse_ready_line(self.ready_line, argv, self.stderr())
+        except ServerDidNotStart:
             self.kill()
-            raise ServerDidNotStart(f"{argv}: expected 'listening on ADDR:PORT', got {self.ready_line!r}; "
-                                    f"stderr: {self.stderr()!r}")
-        self.host = (match["v6"] or match["v4"]).decode()
-        self.port = int(match["port"])
+            raise
 
     def _read_ready_line(self) -> bytes:
         line: list[bytes] = []
@@ -127,6 +99,8 @@ class ServerProcess:
 
 
 class LocalBackend:
+    """Processes on this machine (a base.Backend); servers are per pytest-xdist worker."""
+
     name = "local"
     harness_host = "127.0.0.1"  # where the harness's fake servers listen for clients under test
 
@@ -142,14 +116,17 @@ class LocalBackend:
             fcntl.flock(lock, fcntl.LOCK_EX)
             result = subprocess.run(implementation.build_command, capture_output=True)
         if result.returncode != 0:
-            raise BuildFailed(f"{implementation.name}: bin/build exited {result.returncode}\n"
-                              f"{result.stdout.decode(errors='replace')}{result.stderr.decode(errors='replace')}")
+            raise BuildFailed(
+                f"{implementation.name}: bin/build exited {result.returncode}\n"
+                f"{result.stdout.decode(errors='replace')}{result.stderr.decode(errors='replace')}"
+            )
 
     def environment(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         return {**os.environ, **BASE_ENV, **(extra or {})}
 
-    def start_server(self, implementation: Implementation, *args: str,
-                     env: dict[str, str] | None = None) -> ServerProcess:
+    def start_server(
+        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None
+    ) -> ServerProcess:
         argv = [*implementation.command, "server", "--port", "0", *args]
         return ServerProcess(argv, self.environment(env), self.work_dir)
 
@@ -157,9 +134,15 @@ class LocalBackend:
         """A default server for the session; local processes are per worker."""
         return self.start_server(implementation, env=implementation.turkish_environment() if turkish else None)
 
-    def run(self, implementation: Implementation, *args: str, stdin: bytes | Path = b"",
-            env: dict[str, str] | None = None, timeout: float = 120.0,
-            beside: ServerProcess | None = None) -> Completed:
+    def run(
+        self,
+        implementation: Implementation,
+        *args: str,
+        stdin: bytes | Path = b"",
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        beside: ServerProcess | None = None,
+    ) -> Completed:
         """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory).
 
         `beside` runs it where it sees that server's loopback; for local processes that is everywhere.
@@ -167,9 +150,9 @@ class LocalBackend:
         argv = [*implementation.command, *args]
         if isinstance(stdin, Path):
             with stdin.open("rb") as source:
-                result = subprocess.run(argv, stdin=source, capture_output=True, env=self.environment(env),
-                                        timeout=timeout)
+                result = subprocess.run(
+                    argv, stdin=source, capture_output=True, env=self.environment(env), timeout=timeout
+                )
         else:
-            result = subprocess.run(argv, input=stdin, capture_output=True, env=self.environment(env),
-                                    timeout=timeout)
+            result = subprocess.run(argv, input=stdin, capture_output=True, env=self.environment(env), timeout=timeout)
         return Completed(argv, result.returncode, result.stdout, result.stderr)

@@ -1,0 +1,143 @@
+"""What a backend is: the contract the matrix's fixtures and tests rely on, and what every backend shares.
+
+A backend decides where implementations run (local processes, docker containers). The tests never ask which
+one they have: they build, start servers and run CLIs through `Backend`, and talk to servers through
+`ServerHandle`. Both are structural (typing.Protocol): local.LocalBackend / local.ServerProcess and
+docker.DockerBackend / docker.ServerContainer satisfy them without inheriting.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from ..registry import Implementation
+
+START_TIMEOUT = 30.0  # seconds a server has to print its readiness line (S-8)
+# Every implementation runs under a UTF-8 C locale unless a test asks for another (the Turkish case, T-5).
+BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+_LISTENING = re.compile(rb"^listening on (\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)\n$")
+
+
+class BuildFailed(Exception):
+    """bin/build (or the image build) failed: every test of that implementation fails with this message."""
+
+
+class ServerDidNotStart(Exception):
+    """No well-formed readiness line in time, or the server exited first."""
+
+
+def parse_ready_line(line: bytes, argv: list[str], stderr: bytes = b"") -> tuple[str, int]:
+    """The host and port of a readiness line `listening on HOST:PORT` / `listening on [V6]:PORT` (S-8)."""
+    match = _LISTENING.match(line)
+    if not match:
+        raise ServerDidNotStart(f"{argv}: expected 'listening on ADDR:PORT', got {line!r}; stderr: {stderr!r}")
+    return (match["v6"] or match["v4"]).decode(), int(match["port"])
+
+
+def parse_memory(proc_status: str) -> dict[str, int]:
+    """VmRSS and VmHWM from /proc/PID/status, in KiB."""
+    return {
+        key: int(value.split()[0])
+        for key, value in (line.split(":", 1) for line in proc_status.splitlines())
+        if key in ("VmRSS", "VmHWM")
+    }
+
+
+@dataclass(frozen=True)
+class Completed:
+    """A finished CLI run: what the harness compares, byte for byte."""
+
+    argv: list[str]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+
+@runtime_checkable
+class ServerHandle(Protocol):
+    """A started `upper-echo server` whose readiness line has been read and parsed.
+
+    `argv` is its command line and `ready_line` the raw readiness line; `host` and `port` are what that line
+    says, `address` where a client of this backend connects (loopback for a wildcard, the container's address).
+    """
+
+    argv: list[str]
+    ready_line: bytes
+    host: str
+    port: int
+
+    @property
+    def address(self) -> tuple[str, int]: ...
+
+    def stderr(self) -> bytes:
+        """Everything the server wrote to stderr so far (its log)."""
+
+    def log_lines(self) -> list[str]:
+        """stderr as text lines (undecodable bytes replaced)."""
+
+    def memory_kib(self) -> dict[str, int]:
+        """VmRSS and VmHWM (peak RSS) of the server process, in KiB."""
+
+    def process_name(self) -> str:
+        """The server process's name (/proc/PID/comm): a shell there means bin/upper-echo did not exec."""
+
+    def send_signal(self, signum: int) -> None:
+        """Deliver a signal to the server process itself."""
+
+    def wait(self, timeout: float) -> int:
+        """Wait for the server to exit; its exit status. Raises on timeout."""
+
+    def remaining_stdout(self) -> bytes:
+        """What the server wrote to stdout after the readiness line (call after it exited)."""
+
+    def is_running(self) -> bool: ...
+
+    def kill(self) -> None:
+        """Stop it now and free its resources; idempotent."""
+
+    def release(self) -> None:
+        """The end of a session for a shared server: stop it if this worker owns it, else leave it."""
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Where implementations run. `name` is "local" or "docker"; `harness_host` is the address on which a
+    client under test reaches the harness's own fake servers.
+
+    Builds are serialized across pytest-xdist workers; every method may be called from any worker.
+    """
+
+    name: str
+    harness_host: str
+
+    def missing_tools(self, implementation: Implementation) -> list[str]:
+        """What this backend lacks to run the implementation (empty: it can run); the test is skipped."""
+
+    def build(self, implementation: Implementation) -> None:
+        """Make the implementation runnable (bin/build, or its image); idempotent. Raises BuildFailed."""
+
+    def start_server(
+        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None
+    ) -> ServerHandle:
+        """Start `upper-echo server --port 0 ARGS` with BASE_ENV plus `env`; returns once it is ready.
+        Raises ServerDidNotStart. The caller kills it."""
+
+    def shared_server(self, implementation: Implementation, turkish: bool) -> ServerHandle:
+        """The session's default server of the implementation (under the Turkish locale if asked); the
+        caller releases it at the end of the session."""
+
+    def run(
+        self,
+        implementation: Implementation,
+        *args: str,
+        stdin: bytes | Path = b"",
+        env: dict[str, str] | None = None,
+        timeout: float = 120.0,
+        beside: ServerHandle | None = None,
+    ) -> Completed:
+        """Run `upper-echo ARGS` to completion with `stdin` (bytes, or a file for big inputs), BASE_ENV plus
+        `env`. `beside` a server: where that server's loopback is reachable. Raises TimeoutError (or
+        subprocess.TimeoutExpired) past `timeout`."""
