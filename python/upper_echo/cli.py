@@ -8,7 +8,7 @@ from typing import NoReturn
 
 from .client import ClientOptions, read_chunks, run_client
 from .server import CannotListen, ServerOptions, serve
-from .transform import UppercaseTransducer
+from .transducer import UppercaseTransducer
 
 EXIT_USAGE = 2
 EXIT_CANNOT_LISTEN = 1  # S-9

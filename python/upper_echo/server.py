@@ -8,7 +8,7 @@ import socket
 import sys
 from dataclasses import dataclass
 
-from .transform import UppercaseTransducer
+from .transducer import UppercaseTransducer
 
 READ_BUFFER = 64 * 1024  # D-4
 
