@@ -1,6 +1,6 @@
 """The `upper-echo` command line, identical for every language (spec sections 5-7, spec/cli.toml).
 
-This layer owns the process: it decodes argv (X-3..X-5) and turns every outcome into an exit
+This layer owns the process: it decodes argv (X-3..X-5), owns stdout (X-6), and turns every outcome into an exit
 code with at most one `error: ` line on stderr. server.py and client.py raise; only this module exits.
 """
 
@@ -14,13 +14,16 @@ import sys
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .client import ClientOptions, read_chunks, run_client
+from .client import ClientOptions, run_client
 from .server import CannotListen, ServerOptions, serve
 from .transducer import UppercaseTransducer
 
 EXIT_OK = 0
+EXIT_CANNOT_WRITE_STDOUT = 1  # X-6
 EXIT_CANNOT_LISTEN = 1  # S-9
 EXIT_USAGE = 2  # X-1
+
+STDIN_FILENO, STDOUT_FILENO = 0, 1
 
 # spec/cli.toml [types.*]: the grammar of each kind of value, matched with re.fullmatch on the raw argument (X-4, X-5).
 # The classes are spelled [0-9], never \d, which would also take other scripts' digits.
@@ -109,6 +112,23 @@ class UsageError(Exception):
     """Exit 2 with one `error: ` line (X-1)."""
 
 
+class StdoutFailed(Exception):
+    """Writing to stdout failed: exit 1 (X-6)."""
+
+
+def write_stdout(data: bytes) -> None:
+    """Write to file descriptor 1 at once, unbuffered (C-4, S-8); a failed write is StdoutFailed (X-6).
+
+    Nothing is left in a Python buffer, so nothing fails again (with a traceback) when the interpreter exits.
+    """
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(STDOUT_FILENO, view) :]
+    except OSError as failure:
+        raise StdoutFailed(f"cannot write to stdout: {failure.strerror or failure}") from None
+
+
 def error(message: str) -> None:
     """One `error: ` line on stderr, whatever the message holds (an argument may contain a newline)."""
     line = "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
@@ -137,13 +157,16 @@ def parse_value(flag: Flag, text: str) -> int | float | str:
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with no abbreviations (X-3) and usage errors raised as UsageError (X-1)."""
+    """argparse with no abbreviations (X-3), usage errors raised as UsageError, help through write_stdout."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
         raise UsageError(message)
+
+    def print_help(self, file=None) -> None:
+        write_stdout(self.format_help().encode("utf-8", errors="backslashreplace"))
 
 
 def build_parser() -> ArgumentParser:
@@ -169,17 +192,17 @@ def build_parser() -> ArgumentParser:
 def run_transform(chunk_size: int) -> None:
     """X-2: U(stdin) to stdout, the transducer fed reads of at most chunk_size bytes."""
     transducer = UppercaseTransducer()
-    stdout = sys.stdout.buffer
-    for chunk in read_chunks(sys.stdin.fileno(), chunk_size):
-        stdout.write(transducer.feed(chunk))
-        stdout.flush()
-    stdout.write(transducer.flush())
-    stdout.flush()
+    while chunk := os.read(STDIN_FILENO, chunk_size):
+        write_stdout(transducer.feed(chunk))
+    write_stdout(transducer.flush())
 
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "server":
-        serve(ServerOptions(args.host, args.port, args.idle_timeout, args.max_connections, args.drain_timeout))
+        serve(
+            ServerOptions(args.host, args.port, args.idle_timeout, args.max_connections, args.drain_timeout),
+            write_stdout,
+        )
     elif args.command == "client":
         messages = [os.fsencode(message) for message in args.messages]  # the argument's own bytes
         return run_client(ClientOptions(args.host, args.port, args.timeout), messages or None)
@@ -194,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as failure:
         error(str(failure))
         return EXIT_USAGE
+    except StdoutFailed as failure:
+        error(str(failure))
+        return EXIT_CANNOT_WRITE_STDOUT
     except CannotListen as failure:
         error(str(failure))
         return EXIT_CANNOT_LISTEN
