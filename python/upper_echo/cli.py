@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from decimal import Decimal
 
-from .client import ClientOptions, run_client
+from .client import CannotConnect, ClientOptions, ConnectionBroke, run_client
 from .server import CannotListen, ServerOptions, serve
 from .transducer import UppercaseTransducer
 
@@ -22,6 +22,8 @@ EXIT_OK = 0
 EXIT_CANNOT_WRITE_STDOUT = 1
 EXIT_CANNOT_LISTEN = 1  # S-9
 EXIT_USAGE = 2
+EXIT_CANNOT_CONNECT = 3  # C-6
+EXIT_CONNECTION_BROKE = 4  # C-6
 
 STDIN_FILENO, STDOUT_FILENO = 0, 1
 
@@ -197,7 +199,7 @@ def run_transform(chunk_size: int) -> None:
     write_stdout(transducer.flush())
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> None:
     if args.command == "server":
         serve(
             ServerOptions(args.host, args.port, args.idle_timeout, args.max_connections, args.drain_timeout),
@@ -205,15 +207,14 @@ def run(args: argparse.Namespace) -> int:
         )
     elif args.command == "client":
         messages = [os.fsencode(message) for message in args.messages]  # the argument's own bytes
-        return run_client(ClientOptions(args.host, args.port, args.timeout), messages or None)
+        run_client(ClientOptions(args.host, args.port, args.timeout), messages, STDIN_FILENO, write_stdout)
     else:
         run_transform(args.chunk_size)
-    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        return run(build_parser().parse_args(argv))
+        run(build_parser().parse_args(argv))
     except UsageError as failure:
         error(str(failure))
         return EXIT_USAGE
@@ -223,3 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     except CannotListen as failure:
         error(str(failure))
         return EXIT_CANNOT_LISTEN
+    except CannotConnect as failure:
+        error(str(failure))
+        return EXIT_CANNOT_CONNECT
+    except ConnectionBroke as failure:
+        error(str(failure))
+        return EXIT_CONNECTION_BROKE
+    return EXIT_OK
