@@ -21,6 +21,7 @@ replacement contains a key (checked when the plan is made), so the order of
 the replacements does not matter. With very many distinct keys in one chunk
 it falls back to `str.translate`.
 """
+
 from __future__ import annotations
 
 import re
@@ -29,11 +30,14 @@ from functools import lru_cache
 from .table import uppercase_table
 
 # A proper prefix of a well-formed sequence (Table 3-7) at the very end of the input.
-POSSIBLE_PREFIX_AT_END = re.compile(rb"""(?:
+POSSIBLE_PREFIX_AT_END = re.compile(
+    rb"""(?:
       [\xc2-\xdf]
     | \xe0[\xa0-\xbf]? | [\xe1-\xec\xee\xef][\x80-\xbf]? | \xed[\x80-\x9f]?
     | \xf0(?:[\x90-\xbf][\x80-\xbf]?)? | [\xf1-\xf3](?:[\x80-\xbf][\x80-\xbf]?)? | \xf4(?:[\x80-\x8f][\x80-\xbf]?)?
-    )\Z""", re.VERBOSE)
+    )\Z""",
+    re.VERBOSE,
+)
 
 ASCII_BYTES = bytes(range(128))
 ASCII_LOWER = frozenset(range(ord("a"), ord("z") + 1))
