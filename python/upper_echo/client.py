@@ -20,9 +20,11 @@ CHUNK = 64 * 1024
 
 @dataclass(frozen=True)
 class ClientOptions:
-    host: str = "127.0.0.1"
-    port: int = 7007
-    timeout: float = 10.0
+    """The client's command line, decoded (C-1); the defaults are cli.py's, from spec/cli.toml."""
+
+    host: str
+    port: int
+    timeout: float
 
 
 class CannotConnect(Exception):

@@ -18,11 +18,13 @@ READ_BUFFER = 64 * 1024  # D-4
 
 @dataclass(frozen=True)
 class ServerOptions:
-    host: str = "127.0.0.1"
-    port: int = 7007
-    idle_timeout: float = 300.0
-    max_connections: int = 1024
-    drain_timeout: float = 5.0
+    """The server's command line, decoded (S-7); the defaults are cli.py's, from spec/cli.toml."""
+
+    host: str
+    port: int
+    idle_timeout: float
+    max_connections: int
+    drain_timeout: float
 
 
 class CannotListen(Exception):
