@@ -56,7 +56,9 @@ def connect(options: ClientOptions) -> socket.socket:
     return sock
 
 
-def exchange(sock: socket.socket, timeout: float, outgoing: bytes | None, stdin: int, write: Callable[[bytes], None]):
+def exchange(
+    sock: socket.socket, timeout: float, outgoing: bytes | None, stdin: int, write: Callable[[bytes], None]
+) -> None:
     """Send `outgoing` (or stdin when None), half-close, and pass every byte received to `write` until the FIN.
 
     Returns when the server's FIN was read and no error came before it; raises ConnectionBroke otherwise.
@@ -70,7 +72,7 @@ def exchange(sock: socket.socket, timeout: float, outgoing: bytes | None, stdin:
             with contextlib.suppress(OSError):  # a reset that makes this fail is reported by the next recv()
                 sock.shutdown(socket.SHUT_WR)
             sending = False
-        readers: list = [sock, stdin] if reading_stdin and not pending else [sock]
+        readers: list[socket.socket | int] = [sock, stdin] if reading_stdin and not pending else [sock]
         writers = [sock] if pending else []
         readable, writable, _ = select.select(readers, writers, [], None if sending else timeout)  # C-5
         if not readable and not writable:
