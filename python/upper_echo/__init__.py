@@ -1,4 +1,5 @@
-"""upper-echo: the Python reference implementation of spec/PROTOCOL.md."""
-from .transform import UppercaseTransducer, transform, uppercase_table
+"""upper-echo: the Python reference implementation of spec/PROTOCOL.md.
 
-__all__ = ["UppercaseTransducer", "transform", "uppercase_table"]
+By role: table.py loads the pinned table, transducer.py is the pure protocol core (U, no I/O), server.py and
+client.py are the socket shells around it, cli.py is the command line (argv, stdout, exit codes).
+"""

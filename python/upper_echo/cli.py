@@ -1,113 +1,233 @@
-"""The `upper-echo` command line, identical for every language (spec sections 5-7)."""
+"""The `upper-echo` command line, identical for every language (spec sections 5-7, spec/cli.toml).
+
+This layer owns the process: it decodes argv (X-3..X-5), owns stdout (X-6), and turns every outcome into an exit
+code with at most one `error: ` line on stderr. server.py and client.py raise; only this module exits.
+"""
+
 from __future__ import annotations
 
 import argparse
 import os
+import re
+import socket
 import sys
-from typing import NoReturn
+from dataclasses import dataclass
+from decimal import Decimal
 
-from .client import ClientOptions, read_chunks, run_client
+from .client import CannotConnect, ClientOptions, ConnectionBroke, run_client
 from .server import CannotListen, ServerOptions, serve
-from .transform import UppercaseTransducer
+from .transducer import UppercaseTransducer
 
-EXIT_USAGE = 2  # X-1
+EXIT_OK = 0
+EXIT_CANNOT_WRITE_STDOUT = 1  # X-6
 EXIT_CANNOT_LISTEN = 1  # S-9
+EXIT_USAGE = 2  # X-1
+EXIT_CANNOT_CONNECT = 3  # C-6
+EXIT_CONNECTION_BROKE = 4  # C-6
+
+STDIN_FILENO, STDOUT_FILENO = 0, 1
+
+# spec/cli.toml [types.*]: the grammar of each kind of value, matched with re.fullmatch on the raw argument (X-4, X-5).
+# The classes are spelled [0-9], never \d, which would also take other scripts' digits.
+PATTERNS = {
+    "integer": re.compile(r"[0-9]+"),
+    "seconds": re.compile(r"[0-9]+(\.[0-9]{1,3})?"),
+    "host": re.compile(r"[^%\[\]]+|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]"),
+}
+GRAMMAR = {
+    "integer": "a whole number in ASCII digits",
+    "seconds": "seconds in ASCII digits, with at most three decimals",
+    "host": "a host: an address or a name, brackets only around an IPv6 address, no zone index",
+}
+
+
+@dataclass(frozen=True)
+class Flag:
+    """One row of spec/cli.toml [commands.*.options], the default and bounds written as the table writes them."""
+
+    name: str
+    kind: str  # a key of PATTERNS
+    default: str
+    low: str | None = None
+    high: str | None = None
+    metavar: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    flags: tuple[Flag, ...]
+    operands: bool  # only a command that takes operands accepts `--` (X-3)
+    help: str
+    description: str
+
+
+# spec/cli.toml [commands.*], row by row.
+# fmt: off
+COMMANDS = {
+    "server": Command(
+        (
+            Flag("host",            "host",    "127.0.0.1"),
+            Flag("port",            "integer", "7007",  "0", "65535"),
+            Flag("idle-timeout",    "seconds", "300",   "0", "1000000", "S"),
+            Flag("max-connections", "integer", "1024",  "1", "1000000", "N"),
+            Flag("drain-timeout",   "seconds", "5",     "0", "1000000", "S"),
+        ),
+        operands=False,
+        help="serve the uppercase echo protocol",
+        description="Serve U over TCP. Prints 'listening on ADDR:PORT' when ready.",
+    ),
+    "client": Command(
+        (
+            Flag("host",            "host",    "127.0.0.1"),
+            Flag("port",            "integer", "7007",  "1", "65535"),
+            Flag("timeout",         "seconds", "10",    "0.001", "1000000", "S"),
+        ),
+        operands=True,
+        help="send MESSAGEs or stdin, print the reply",
+        description="Send each MESSAGE plus LF (or stdin when none), half-close, and copy the server's bytes to "
+                    "stdout. Exit 0 ok, 1 cannot write to stdout, 3 cannot connect, 4 connection broke.",
+    ),
+    "transform": Command(
+        (
+            Flag("chunk-size",      "integer", "65536", "1", "16777216", "N"),
+        ),
+        operands=False,
+        help="apply U to stdin without sockets",
+        description="Write U(stdin) to stdout, feeding the transducer in reads of at most --chunk-size bytes.",
+    ),
+}
+# fmt: on
+FLAG_HELP = {
+    ("server", "host"): "address or name to listen on",
+    ("server", "port"): "port; 0 takes a free one",
+    ("server", "idle-timeout"): "close a connection that received nothing for S seconds; 0 = never",
+    ("server", "max-connections"): "accept and close at once beyond N open connections",
+    ("server", "drain-timeout"): "on SIGTERM/SIGINT, let connections finish for S seconds",
+    ("client", "host"): "server address or name",
+    ("client", "port"): "server port",
+    ("client", "timeout"): "bound on connecting and on each wait after half-close",
+    ("transform", "chunk-size"): "largest read fed to the transducer",
+}
+
+
+class UsageError(Exception):
+    """Exit 2 with one `error: ` line (X-1)."""
+
+
+class StdoutFailed(Exception):
+    """Writing to stdout failed: exit 1 (X-6)."""
+
+
+def write_stdout(data: bytes) -> None:
+    """Write to file descriptor 1 at once, unbuffered (C-4, S-8); a failed write is StdoutFailed (X-6).
+
+    Nothing is left in a Python buffer, so nothing fails again (with a traceback) when the interpreter exits.
+    """
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(STDOUT_FILENO, view) :]
+    except OSError as failure:
+        raise StdoutFailed(f"cannot write to stdout: {failure.strerror or failure}") from None
+
+
+def error(message: str) -> None:
+    """One `error: ` line on stderr, whatever the message holds (an argument may contain a newline)."""
+    line = "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
+    try:
+        print(f"error: {line}", file=sys.stderr, flush=True)
+    except OSError:
+        pass  # stderr is gone too: the exit code is all that is left
+
+
+def parse_value(flag: Flag, text: str) -> int | float | str:
+    """The value of `--flag TEXT`, checked against the flag's grammar and range; ArgumentTypeError if not."""
+    if not PATTERNS[flag.kind].fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not {GRAMMAR[flag.kind]}")
+    if flag.kind == "host":
+        if text.startswith("["):
+            text = text[1:-1]  # X-5: [::1] is ::1, and the brackets must hold an IPv6 address
+            try:
+                socket.inet_pton(socket.AF_INET6, text)
+            except OSError:
+                raise argparse.ArgumentTypeError(f"'[{text}]' is not a bracketed IPv6 address") from None
+        return text
+    value = Decimal(text)  # exact, whatever the number of (leading) digits
+    if (flag.low is not None and value < Decimal(flag.low)) or (flag.high is not None and value > Decimal(flag.high)):
+        raise argparse.ArgumentTypeError(f"{text} is out of range ({flag.low}-{flag.high})")
+    return int(value) if flag.kind == "integer" else float(value)
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with the spec's usage-error format: one `error: ` line, exit 2 (X-1)."""
+    """argparse with no abbreviations (X-3), usage errors raised as UsageError, help through write_stdout."""
 
-    def error(self, message: str) -> NoReturn:
-        print(f"error: {message}", file=sys.stderr)
-        sys.exit(EXIT_USAGE)
+    def __init__(self, **kwargs) -> None:
+        super().__init__(allow_abbrev=False, **kwargs)
 
+    def error(self, message: str):
+        raise UsageError(message)
 
-def ranged_int(low: int, high: int | None = None):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < low or (high is not None and value > high):
-            bound = f"{low}-{high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"{value} is out of range ({bound})")
-        return value
-    return parse
-
-
-def seconds(positive: bool):
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-        if not value < float("inf") or value < 0 or (positive and value == 0):
-            raise argparse.ArgumentTypeError(f"{text} is out of range ({'above' if positive else 'at least'} 0)")
-        return value
-    return parse
+    def print_help(self, file=None) -> None:
+        write_stdout(self.format_help().encode("utf-8", errors="backslashreplace"))
 
 
 def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
-        prog="upper-echo",
-        description="Uppercase echo over TCP: the reference implementation of spec/PROTOCOL.md.")
+        prog="upper-echo", description="Uppercase echo over TCP: the reference implementation of spec/PROTOCOL.md."
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{server,client,transform}")
-
-    server = commands.add_parser("server", help="serve the uppercase echo protocol",
-                                 description="Serve U over TCP. Prints 'listening on ADDR:PORT' when ready.")
-    server.add_argument("--host", default="127.0.0.1", help="address or name to listen on (default: %(default)s)")
-    server.add_argument("--port", type=ranged_int(0, 65535), default=7007,
-                        help="port; 0 takes a free one (default: %(default)s)")
-    server.add_argument("--idle-timeout", type=seconds(positive=False), default=300.0, metavar="S",
-                        help="close a connection that received nothing for S seconds; 0 = never (default: %(default)g)")
-    server.add_argument("--max-connections", type=ranged_int(1), default=1024, metavar="N",
-                        help="accept and close at once beyond N open connections (default: %(default)s)")
-    server.add_argument("--drain-timeout", type=seconds(positive=False), default=5.0, metavar="S",
-                        help="on SIGTERM/SIGINT, let connections finish for S seconds (default: %(default)g)")
-
-    client = commands.add_parser("client", help="send MESSAGEs or stdin, print the reply",
-                                 description="Send each MESSAGE plus LF (or stdin when none), half-close, "
-                                             "and copy the server's bytes to stdout. Exit 0 ok, 3 cannot "
-                                             "connect, 4 connection broke.")
-    client.add_argument("--host", default="127.0.0.1", help="server address or name (default: %(default)s)")
-    client.add_argument("--port", type=ranged_int(1, 65535), default=7007, help="server port (default: %(default)s)")
-    client.add_argument("--timeout", type=seconds(positive=True), default=10.0, metavar="S",
-                        help="bound on connecting and on each wait after half-close (default: %(default)g)")
-    client.add_argument("messages", nargs="*", metavar="MESSAGE", help="lines to send; stdin is used when none")
-
-    transform = commands.add_parser("transform", help="apply U to stdin without sockets",
-                                    description="Write U(stdin) to stdout, feeding the transducer in reads of "
-                                                "at most --chunk-size bytes.")
-    transform.add_argument("--chunk-size", type=ranged_int(1), default=65536, metavar="N",
-                           help="largest read fed to the transducer (default: %(default)s)")
+    for name, command in COMMANDS.items():
+        subparser = commands.add_parser(name, help=command.help, description=command.description)
+        for flag in command.flags:
+            subparser.add_argument(
+                f"--{flag.name}",
+                type=lambda text, flag=flag: parse_value(flag, text),
+                default=flag.default,  # a string, so argparse passes it through parse_value too
+                metavar=flag.metavar,
+                help=f"{FLAG_HELP[name, flag.name]} (default: %(default)s)",
+            )
+        if command.operands:
+            subparser.add_argument("messages", nargs="*", metavar="MESSAGE", help="lines to send; stdin when none")
     return parser
 
 
-def run_transform(chunk_size: int) -> int:
+def run_transform(chunk_size: int) -> None:
+    """X-2: U(stdin) to stdout, the transducer fed reads of at most chunk_size bytes."""
     transducer = UppercaseTransducer()
-    stdout = sys.stdout.buffer
-    for chunk in read_chunks(sys.stdin.fileno(), chunk_size):
-        stdout.write(transducer.feed(chunk))
-        stdout.flush()
-    stdout.write(transducer.flush())
-    stdout.flush()
-    return 0
+    while chunk := os.read(STDIN_FILENO, chunk_size):
+        write_stdout(transducer.feed(chunk))
+    write_stdout(transducer.flush())
+
+
+def run(args: argparse.Namespace) -> None:
+    if args.command == "server":
+        serve(
+            ServerOptions(args.host, args.port, args.idle_timeout, args.max_connections, args.drain_timeout),
+            write_stdout,
+        )
+    elif args.command == "client":
+        messages = [os.fsencode(message) for message in args.messages]  # the argument's own bytes
+        run_client(ClientOptions(args.host, args.port, args.timeout), messages, STDIN_FILENO, write_stdout)
+    else:
+        run_transform(args.chunk_size)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "server":
-        try:
-            serve(ServerOptions(args.host, args.port, args.idle_timeout, args.max_connections, args.drain_timeout))
-        except CannotListen as failure:
-            print(f"error: {failure}", file=sys.stderr)
-            return EXIT_CANNOT_LISTEN
-        return 0
-    if args.command == "client":
-        messages = [os.fsencode(m) for m in args.messages]
-        return run_client(ClientOptions(args.host, args.port, args.timeout), messages or None)
-    return run_transform(args.chunk_size)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        run(build_parser().parse_args(argv))
+    except UsageError as failure:
+        error(str(failure))
+        return EXIT_USAGE
+    except StdoutFailed as failure:
+        error(str(failure))
+        return EXIT_CANNOT_WRITE_STDOUT
+    except CannotListen as failure:
+        error(str(failure))
+        return EXIT_CANNOT_LISTEN
+    except CannotConnect as failure:
+        error(str(failure))
+        return EXIT_CANNOT_CONNECT
+    except ConnectionBroke as failure:
+        error(str(failure))
+        return EXIT_CONNECTION_BROKE
+    return EXIT_OK

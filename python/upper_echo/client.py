@@ -1,93 +1,107 @@
-"""The client (spec section 6): stdin or MESSAGEs to the socket, the socket to stdout."""
+"""The client (spec section 6): MESSAGEs or stdin to the socket, the socket to stdout.
+
+One thread and one select() loop over the socket and stdin: neither direction can block the other (C-3), and every
+socket error is seen in the order the kernel reports it. That order is what C-7 needs: after a reset, Linux reports
+the error to the first send() or recv() that asks, and a later recv() sees only end of stream. So a send that fails
+ends the session (exit 4) before any recv() can mistake the reset for the server's FIN.
+"""
+
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import socket
-import sys
-import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, Iterator
 
 CHUNK = 64 * 1024
-
-EXIT_OK = 0
-EXIT_CANNOT_CONNECT = 3  # C-6
-EXIT_CONNECTION_BROKE = 4
 
 
 @dataclass(frozen=True)
 class ClientOptions:
-    host: str = "127.0.0.1"
-    port: int = 7007
-    timeout: float = 10.0
+    """The client's command line, decoded (C-1); the defaults are cli.py's, from spec/cli.toml."""
+
+    host: str
+    port: int
+    timeout: float
 
 
-def read_chunks(fd: int, size: int = CHUNK) -> Iterator[bytes]:
-    while chunk := os.read(fd, size):
-        yield chunk
+class CannotConnect(Exception):
+    """No connection: refused, unknown host, connect timeout (C-6, exit 3)."""
 
 
-def error(message: str) -> None:
-    print(f"error: {message}", file=sys.stderr, flush=True)
+class ConnectionBroke(Exception):
+    """The connection was reset, or the server was silent too long after the half-close (C-5, C-7, exit 4)."""
 
 
-class Session:
-    """One connection: a sender thread and a receiver loop, so neither side can block the other (C-3)."""
-
-    def __init__(self, sock: socket.socket, timeout: float) -> None:
-        self.sock = sock
-        self.timeout = timeout
-        self._wake_receiver, self._half_closed = socket.socketpair()
-
-    def send_all(self, chunks: Iterable[bytes]) -> None:
-        try:
-            for chunk in chunks:
-                self.sock.sendall(chunk)
-        except OSError:
-            pass  # C-7: the server closed or reset; the receiver decides the outcome
-        finally:
-            try:
-                self.sock.shutdown(socket.SHUT_WR)
-            except OSError:
-                pass
-            self._wake_receiver.send(b"!")
-
-    def receive_all(self, stdout: BinaryIO) -> int:
-        """Copy the socket to stdout until the server closes; return the exit code."""
-        half_closed = False
-        while True:
-            wait = self.timeout if half_closed else None  # C-5: no timeout while still sending
-            ready, _, _ = select.select([self.sock, self._half_closed], [], [], wait)
-            if not ready:
-                error(f"no data from the server for {self.timeout:g} s after sending everything")
-                return EXIT_CONNECTION_BROKE
-            if self._half_closed in ready:
-                self._half_closed.recv(1)
-                half_closed = True
-                continue
-            try:
-                data = self.sock.recv(CHUNK)
-            except OSError as broken:
-                error(f"connection broke: {broken.strerror or broken}")
-                return EXIT_CONNECTION_BROKE
-            if not data:
-                return EXIT_OK
-            stdout.write(data)  # C-4: the server's bytes, unchanged
-            stdout.flush()
+def format_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def run_client(options: ClientOptions, messages: list[bytes] | None) -> int:
+def connect(options: ClientOptions) -> socket.socket:
+    """A connection to the first address the host resolves to (X-5), made within the timeout (C-5)."""
+    where = format_address(options.host, options.port)
     try:
-        sock = socket.create_connection((options.host, options.port), timeout=options.timeout)
-    except (OSError, UnicodeError) as failure:  # UnicodeError: a host name IDNA cannot encode
-        reason = "timed out" if isinstance(failure, TimeoutError) else getattr(failure, "strerror", None) or str(failure)
-        error(f"cannot connect to {options.host}:{options.port}: {reason}")
-        return EXIT_CANNOT_CONNECT
-    sock.settimeout(None)
-    session = Session(sock, options.timeout)
-    chunks = [b"".join(m + b"\n" for m in messages)] if messages else read_chunks(sys.stdin.fileno())
-    # daemon: a sender blocked reading a terminal must not keep the client alive after the server closed (C-7)
-    threading.Thread(target=session.send_all, args=(chunks,), daemon=True).start()
-    with sock:
-        return session.receive_all(sys.stdout.buffer)
+        family, kind, proto, _, address = socket.getaddrinfo(options.host, options.port, type=socket.SOCK_STREAM)[0]
+    except (OSError, UnicodeError) as failure:  # UnicodeError: a name IDNA cannot encode (empty or long label)
+        raise CannotConnect(f"cannot connect to {where}: {getattr(failure, 'strerror', None) or failure}") from None
+    sock = socket.socket(family, kind, proto)
+    sock.settimeout(options.timeout)
+    try:
+        sock.connect(address)
+    except OSError as failure:
+        sock.close()
+        raise CannotConnect(f"cannot connect to {where}: {failure.strerror or failure}") from None
+    return sock
+
+
+def exchange(
+    sock: socket.socket, timeout: float, outgoing: bytes | None, stdin: int, write: Callable[[bytes], None]
+) -> None:
+    """Send `outgoing` (or stdin when None), half-close, and pass every byte received to `write` until the FIN.
+
+    Returns when the server's FIN was read and no error came before it; raises ConnectionBroke otherwise.
+    """
+    sock.setblocking(False)
+    pending = memoryview(outgoing or b"")  # read from stdin (or the MESSAGEs) and not yet sent
+    reading_stdin = outgoing is None
+    sending = True
+    while True:
+        if sending and not pending and not reading_stdin:
+            with contextlib.suppress(OSError):  # a reset that makes this fail is reported by the next recv()
+                sock.shutdown(socket.SHUT_WR)
+            sending = False
+        readers: list[socket.socket | int] = [sock, stdin] if reading_stdin and not pending else [sock]
+        writers = [sock] if pending else []
+        readable, writable, _ = select.select(readers, writers, [], None if sending else timeout)  # C-5
+        if not readable and not writable:
+            raise ConnectionBroke(f"no data from the server for {timeout:g} s after sending everything")
+        if sock in readable:  # first: a FIN already read ends the session before any later send can fail
+            try:
+                data = sock.recv(CHUNK)
+            except BlockingIOError:
+                data = None
+            except OSError as failure:
+                raise ConnectionBroke(f"connection broke: {failure.strerror or failure}") from None
+            if data == b"":
+                return  # C-7: the server's orderly close, stop sending whatever is left
+            if data:
+                write(data)  # C-4: the server's bytes, unchanged, at once
+        if sock in writable:
+            try:
+                pending = pending[sock.send(pending) :]
+            except BlockingIOError:
+                pass
+            except OSError as failure:  # C-7: a reset (or broken pipe) seen while sending counts too
+                raise ConnectionBroke(f"connection broke: {failure.strerror or failure}") from None
+        elif stdin in readable:
+            pending = memoryview(os.read(stdin, CHUNK))
+            reading_stdin = bool(pending)
+
+
+def run_client(options: ClientOptions, messages: list[bytes], stdin: int, write: Callable[[bytes], None]) -> None:
+    """C-2, C-3: each MESSAGE plus LF, or stdin when there are none; the reply goes to `write`."""
+    outgoing = b"".join(message + b"\n" for message in messages) if messages else None
+    with connect(options) as sock:
+        exchange(sock, options.timeout, outgoing, stdin, write)

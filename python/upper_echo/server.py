@@ -1,25 +1,30 @@
 """The asyncio server: a thin I/O shell around UppercaseTransducer (spec section 5)."""
+
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from .transform import UppercaseTransducer
+from .transducer import UppercaseTransducer
 
 READ_BUFFER = 64 * 1024  # D-4
 
 
 @dataclass(frozen=True)
 class ServerOptions:
-    host: str = "127.0.0.1"
-    port: int = 7007
-    idle_timeout: float = 300.0
-    max_connections: int = 1024
-    drain_timeout: float = 5.0
+    """The server's command line, decoded (S-7); the defaults are cli.py's, from spec/cli.toml."""
+
+    host: str
+    port: int
+    idle_timeout: float
+    max_connections: int
+    drain_timeout: float
 
 
 class CannotListen(Exception):
@@ -78,8 +83,9 @@ class Connection:
 
 
 class UpperEchoServer:
-    def __init__(self, options: ServerOptions) -> None:
+    def __init__(self, options: ServerOptions, write_stdout: Callable[[bytes], None]) -> None:
         self.options = options
+        self.write_stdout = write_stdout
         self.connections: set[asyncio.Task] = set()
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -103,7 +109,7 @@ class UpperEchoServer:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        print(f"listening on {format_address(listener.getsockname())}", flush=True)  # S-8
+        self.write_stdout(f"listening on {format_address(listener.getsockname())}\n".encode())  # S-8
         await stop.wait()
 
         # S-4: stop accepting, drain, then close whatever is still open.
@@ -120,10 +126,12 @@ def open_listener(host: str, port: int) -> socket.socket:
     """Bind the first address `host` resolves to (S-7); any failure is CannotListen (S-9)."""
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
         listener = socket.socket(family, kind, proto)
-    except OSError as error:
-        raise CannotListen(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    except (OSError, UnicodeError) as error:  # UnicodeError: a name IDNA cannot encode (empty or long label)
+        reason = getattr(error, "strerror", None) or error
+        raise CannotListen(f"cannot listen on {format_address((host, port))}: {reason}") from None
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
@@ -136,12 +144,12 @@ def open_listener(host: str, port: int) -> socket.socket:
 
 def raise_open_file_limit() -> None:
     """Lift the soft limit on open files to the hard one: thousands of connections need it."""
-    import resource
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def serve(options: ServerOptions) -> None:
+def serve(options: ServerOptions, write_stdout: Callable[[bytes], None]) -> None:
+    """Serve until SIGTERM or SIGINT (S-4). Raises CannotListen (S-9); whatever write_stdout raises propagates."""
     raise_open_file_limit()
-    asyncio.run(UpperEchoServer(options).run())
+    asyncio.run(UpperEchoServer(options, write_stdout).run())

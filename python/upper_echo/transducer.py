@@ -1,7 +1,8 @@
-"""The transform U of spec/PROTOCOL.md as a sans-I/O streaming transducer.
+"""The pure protocol core: the transform U of spec/PROTOCOL.md as a streaming transducer, touching no I/O.
 
-No sockets, no files: feed() takes bytes and returns the bytes that are owed
-now, flush() returns the held-back tail at end of stream.
+No sockets, no files, no stdin or stdout: feed() takes bytes and returns the
+bytes that are owed now, flush() returns the held-back tail at end of stream.
+The pinned table it maps with comes from table.py.
 
 Design: Python's strict UTF-8 decoder with the `surrogateescape` error
 handler implements Table 3-7 exactly (T-2) and turns each byte that is not
@@ -20,39 +21,23 @@ replacement contains a key (checked when the plan is made), so the order of
 the replacements does not matter. With very many distinct keys in one chunk
 it falls back to `str.translate`.
 """
+
 from __future__ import annotations
 
 import re
 from functools import lru_cache
-from importlib import resources
 
-TABLE_RESOURCE = "uppercase.tsv"
+from .table import uppercase_table
 
 # A proper prefix of a well-formed sequence (Table 3-7) at the very end of the input.
-POSSIBLE_PREFIX_AT_END = re.compile(rb"""(?:
+POSSIBLE_PREFIX_AT_END = re.compile(
+    rb"""(?:
       [\xc2-\xdf]
     | \xe0[\xa0-\xbf]? | [\xe1-\xec\xee\xef][\x80-\xbf]? | \xed[\x80-\x9f]?
     | \xf0(?:[\x90-\xbf][\x80-\xbf]?)? | [\xf1-\xf3](?:[\x80-\xbf][\x80-\xbf]?)? | \xf4(?:[\x80-\x8f][\x80-\xbf]?)?
-    )\Z""", re.VERBOSE)
-
-
-def parse_table(text: str) -> dict[int, str]:
-    """Parse spec/uppercase.tsv into a str.translate table."""
-    table: dict[int, str] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        code_point, replacement = line.split("\t")
-        table[int(code_point, 16)] = "".join(chr(int(cp, 16)) for cp in replacement.split(" "))
-    return table
-
-
-@lru_cache(maxsize=1)
-def uppercase_table() -> dict[int, str]:
-    """The pinned table, shipped as package data (a link to spec/uppercase.tsv)."""
-    text = resources.files(__package__).joinpath(TABLE_RESOURCE).read_text(encoding="utf-8")
-    return parse_table(text)
-
+    )\Z""",
+    re.VERBOSE,
+)
 
 ASCII_BYTES = bytes(range(128))
 ASCII_LOWER = frozenset(range(ord("a"), ord("z") + 1))

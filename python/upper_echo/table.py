@@ -1,0 +1,30 @@
+"""The pinned uppercase table of spec/PROTOCOL.md T-4, loaded from the package's uppercase.tsv.
+
+uppercase.tsv is a link to spec/uppercase.tsv. Format: lines starting with `#` are comments; every other line is
+`CODEPOINT<TAB>REPLACEMENT`, hex code points, the replacement one or more of them separated by single spaces.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+TABLE_RESOURCE = "uppercase.tsv"
+
+
+def parse_table(text: str) -> dict[int, str]:
+    """Parse spec/uppercase.tsv into a str.translate table."""
+    table: dict[int, str] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        code_point, replacement = line.split("\t")
+        table[int(code_point, 16)] = "".join(chr(int(cp, 16)) for cp in replacement.split(" "))
+    return table
+
+
+@lru_cache(maxsize=1)
+def uppercase_table() -> dict[int, str]:
+    """The pinned table, shipped as package data (a link to spec/uppercase.tsv)."""
+    text = resources.files(__package__).joinpath(TABLE_RESOURCE).read_text(encoding="utf-8")
+    return parse_table(text)
