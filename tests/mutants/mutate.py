@@ -9,12 +9,9 @@ test_mutants.py checks that the matrix catches every one of them.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import sys
 
-from upper_echo import cli, client, server
-
-transform = importlib.import_module("upper_echo.transform")  # the module (the package exports a function of that name)
+from upper_echo import cli, client, server, transducer
 
 MUTANTS = {}
 
@@ -27,7 +24,7 @@ def mutant(function):
 def feed_without_fast_path(self, data: bytes) -> bytes:
     """UppercaseTransducer.feed minus its ASCII shortcut (bytes.upper), so every byte goes through _map."""
     data = self._tail + data
-    held = transform.POSSIBLE_PREFIX_AT_END.search(data, max(0, len(data) - 3))
+    held = transducer.POSSIBLE_PREFIX_AT_END.search(data, max(0, len(data) - 3))
     cut = held.start() if held else len(data)
     self._tail = data[cut:]
     return self._map(data[:cut])
@@ -56,8 +53,8 @@ def locale_upper() -> None:
         text = data.decode("utf-8", errors="surrogateescape")
         upper = "".join(c if 0xDC80 <= ord(c) <= 0xDCFF else chr(libc.towupper(ord(c))) for c in text)
         return upper.encode("utf-8", errors="surrogateescape")
-    transform.UppercaseTransducer._map = _map
-    transform.UppercaseTransducer.feed = feed_without_fast_path
+    transducer.UppercaseTransducer._map = _map
+    transducer.UppercaseTransducer.feed = feed_without_fast_path
 
 
 @mutant
@@ -77,13 +74,13 @@ def replace_invalid() -> None:
     """Decode with errors='replace': ill-formed bytes become U+FFFD (T-3)."""
     def _map(self, data: bytes) -> bytes:
         return data.decode("utf-8", errors="replace").translate(self._table).encode("utf-8")
-    transform.UppercaseTransducer._map = _map
+    transducer.UppercaseTransducer._map = _map
 
 
 @mutant
 def buffer_to_eof() -> None:
     """Answer nothing until the client half-closes, then everything (D-2, D-4: no streaming)."""
-    original_feed, original_flush = transform.UppercaseTransducer.feed, transform.UppercaseTransducer.flush
+    original_feed, original_flush = transducer.UppercaseTransducer.feed, transducer.UppercaseTransducer.flush
 
     def feed(self, data: bytes) -> bytes:
         self.__dict__.setdefault("pending", bytearray()).extend(data)
@@ -91,7 +88,7 @@ def buffer_to_eof() -> None:
 
     def flush(self) -> bytes:
         return original_feed(self, bytes(self.__dict__.pop("pending", b""))) + original_flush(self)
-    transform.UppercaseTransducer.feed, transform.UppercaseTransducer.flush = feed, flush
+    transducer.UppercaseTransducer.feed, transducer.UppercaseTransducer.flush = feed, flush
 
 
 @mutant
@@ -123,7 +120,7 @@ def ignore_half_close() -> None:
 @mutant
 def lose_tail() -> None:
     """At end of stream the held-back incomplete tail is dropped instead of sent unchanged (E-1, T-3)."""
-    transform.UppercaseTransducer.flush = lambda self: b""
+    transducer.UppercaseTransducer.flush = lambda self: b""
 
 
 @mutant
@@ -143,34 +140,26 @@ def drop_64k() -> None:
 @mutant
 def trailing_newline() -> None:
     """The client ends its output with a newline of its own, like print() (C-4)."""
-    original = client.Session.receive_all
+    original = client.exchange
 
-    def receive_all(self, stdout):
-        code = original(self, stdout)
-        stdout.write(b"\n")
-        stdout.flush()
-        return code
-    client.Session.receive_all = receive_all
+    def exchange(sock, timeout, outgoing, stdin, write):
+        original(sock, timeout, outgoing, stdin, write)
+        write(b"\n")
+    client.exchange = exchange
 
 
 @mutant
 def exit0_on_reset() -> None:
     """The client takes a reset for an orderly close: no error line, exit 0 (C-6)."""
-    original_receive, original_error = client.Session.receive_all, client.error
+    original = client.exchange
 
-    def receive_all(self, stdout):
-        errors: list[str] = []
-        client.error = errors.append
+    def exchange(sock, timeout, outgoing, stdin, write):
         try:
-            code = original_receive(self, stdout)
-        finally:
-            client.error = original_error
-        if code == client.EXIT_CONNECTION_BROKE and errors[0].startswith("connection broke"):
-            return client.EXIT_OK
-        for message in errors:
-            original_error(message)
-        return code
-    client.Session.receive_all = receive_all
+            original(sock, timeout, outgoing, stdin, write)
+        except client.ConnectionBroke as broke:
+            if not str(broke).startswith("connection broke"):
+                raise  # the timeout of C-5 stays exit 4
+    client.exchange = exchange
 
 
 if __name__ == "__main__":

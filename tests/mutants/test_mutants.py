@@ -80,7 +80,7 @@ def mutation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     with ThreadPoolExecutor(JOBS) as pool:
         runs = list(pool.map(lambda name: run_mutant(name, work), MUTANTS))
     score = {"format": "upper-echo-mutation/1",
-             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+             "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
              "caught": sum(run["caught"] for run in runs), "total": len(runs), "maxfail": MAXFAIL, "mutants": runs}
     request.config.stash[SCORE_KEY] = score
     report_dir = request.config.getoption("--report-dir")

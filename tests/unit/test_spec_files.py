@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from upper_echo.transform import transform, uppercase_table
+from upper_echo.table import uppercase_table
+from upper_echo.transducer import transform
 
 from harness.oracle import reference_u
 from harness.spec import cited_by_tests, spec_clauses

@@ -8,7 +8,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
-from upper_echo.transform import parse_table
+from upper_echo.table import parse_table
 
 REPO = Path(__file__).resolve().parents[2]
 TABLE = REPO / "spec" / "uppercase.tsv"

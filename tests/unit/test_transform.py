@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from upper_echo.transform import UppercaseTransducer, transform, uppercase_table
+from upper_echo.table import uppercase_table
+from upper_echo.transducer import UppercaseTransducer, transform
 
 from harness.oracle import reference_u
 
