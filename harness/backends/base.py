@@ -137,7 +137,9 @@ class Backend(Protocol):
         env: dict[str, str] | None = None,
         timeout: float = 120.0,
         beside: ServerHandle | None = None,
+        stdout_to_full: bool = False,
     ) -> Completed:
         """Run `upper-echo ARGS` to completion with `stdin` (bytes, or a file for big inputs), BASE_ENV plus
-        `env`. `beside` a server: where that server's loopback is reachable. Raises TimeoutError (or
+        `env`. `beside` a server: where that server's loopback is reachable. `stdout_to_full`: its stdout is
+        /dev/full, where every write fails (X-6), and Completed.stdout is empty. Raises TimeoutError (or
         subprocess.TimeoutExpired) past `timeout`."""

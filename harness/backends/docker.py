@@ -232,6 +232,7 @@ class DockerBackend:
         env: dict[str, str] | None = None,
         timeout: float = 120.0,
         beside: ServerContainer | None = None,
+        stdout_to_full: bool = False,
     ) -> Completed:
         """`docker exec -i CONTAINER upper-echo ARGS < stdin` in the implementation's standing client container
         (or, `beside` a server, in that server's container): an exec costs a fraction of a new container."""
@@ -240,9 +241,12 @@ class DockerBackend:
             raise ValueError(f"{implementation.image} cannot run beside a {beside.container.attrs['Config']['Image']}")
         container = beside.container if beside else self._client_container(implementation)
         api = self.docker.api
+        command = [*self._entrypoint(implementation), *args]
+        if stdout_to_full:  # every image is Debian-based: its sh redirects stdout to a device where writes fail
+            command = ["sh", "-c", 'exec "$@" >/dev/full', "sh", *command]
         exec_id = api.exec_create(
             container.id,
-            [*self._entrypoint(implementation), *args],
+            command,
             stdin=True,
             environment={**BASE_ENV, **(env or {})},
         )["Id"]

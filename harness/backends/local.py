@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import signal
@@ -142,17 +143,23 @@ class LocalBackend:
         env: dict[str, str] | None = None,
         timeout: float = 120.0,
         beside: ServerProcess | None = None,
+        stdout_to_full: bool = False,
     ) -> Completed:
         """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory).
 
         `beside` runs it where it sees that server's loopback; for local processes that is everywhere.
         """
         argv = [*implementation.command, *args]
-        if isinstance(stdin, Path):
-            with stdin.open("rb") as source:
-                result = subprocess.run(
-                    argv, stdin=source, capture_output=True, env=self.environment(env), timeout=timeout
-                )
-        else:
-            result = subprocess.run(argv, input=stdin, capture_output=True, env=self.environment(env), timeout=timeout)
+        with contextlib.ExitStack() as files:
+            source = files.enter_context(stdin.open("rb")) if isinstance(stdin, Path) else subprocess.PIPE
+            sink = files.enter_context(open("/dev/full", "wb")) if stdout_to_full else subprocess.PIPE
+            with subprocess.Popen(
+                argv, stdin=source, stdout=sink, stderr=subprocess.PIPE, env=self.environment(env)
+            ) as process:
+                try:
+                    out, err = process.communicate(None if isinstance(stdin, Path) else stdin, timeout=timeout)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    raise
+        result = subprocess.CompletedProcess(argv, process.returncode, out or b"", err)
         return Completed(argv, result.returncode, result.stdout, result.stderr)

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from harness.fake_servers import FakeServer, echo_unchanged
+
 CLI_TABLE = tomllib.loads((Path(__file__).resolve().parents[2] / "spec" / "cli.toml").read_text(encoding="utf-8"))
 COMMANDS: dict[str, dict] = CLI_TABLE["commands"]
 
@@ -55,8 +57,13 @@ MALFORMED = {
     "seconds": ["-1", "1_0", "1e3", "inf", "nan", "1.", ".5", "1.2345", "\u0661", "9" * 40],
     "host": ["", "::1%lo", "[::1%lo]", "[127.0.0.1]"],
 }
-# A well-formed value per type, for the abbreviated spelling: if it were taken, nothing leaves loopback.
-WELL_FORMED = {"integer": "1", "seconds": "1", "host": "127.0.0.1"}
+# A well-formed value per type, for the abbreviated spelling: were it taken, a server would take a free port and
+# nothing would leave loopback.
+WELL_FORMED = {
+    "integer": lambda option: str(option["min"]),
+    "seconds": lambda option: "1",
+    "host": lambda option: "127.0.0.1",
+}
 
 
 def _number(value: float | int, kind: str) -> str:
@@ -94,7 +101,7 @@ def rejected_cases() -> list:
             forms += [
                 _argv(command, f"--{flag}="),
                 _argv(command, f"--{flag}", operand=False),  # the value is missing
-                _argv(command, f"--{flag[:-1]}", WELL_FORMED[kind]),  # no abbreviations
+                _argv(command, f"--{flag[:-1]}", WELL_FORMED[kind](option)),  # no abbreviations
             ]
             cases += [pytest.param(form, id=_label(form)) for form in forms]
     return cases
@@ -199,4 +206,18 @@ def test_pinned_row(backend, implementation, dedicated_server, case) -> None:
         return
     assert result.returncode == case["exit"], (case["why"], result.returncode, result.stderr)
     assert result.stdout == b""
+    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+
+
+@pytest.mark.clause("X-6", "C-6", "S-9")
+@pytest.mark.parametrize("command", ["client", "server", "transform"])
+def test_stdout_write_failure_exits_1_with_one_error_line(backend, implementation, command) -> None:
+    with FakeServer(backend.harness_host, echo_unchanged) as fake:
+        args = {
+            "client": ["client", "--host", backend.harness_host, "--port", str(fake.port), "hello"],
+            "server": ["server", "--port", "0"],  # the readiness line is its first write
+            "transform": ["transform"],
+        }[command]
+        result = backend.run(implementation, *args, stdin=b"hello", stdout_to_full=True, timeout=30)
+    assert result.returncode == 1, f"exit {result.returncode}; stderr {result.stderr!r}"
     assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
