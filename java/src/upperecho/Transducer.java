@@ -96,10 +96,6 @@ public final class Transducer {
         }
     }
 
-    public int feed(byte[] in) {
-        return feed(in, 0, in.length);
-    }
-
     /** Transform in[off, off+len); return how many bytes of output() are owed now. */
     public int feed(byte[] in, int off, int len) {
         // Output is at most 3x the input (T-4), counting the held-back tail; +8 because a
