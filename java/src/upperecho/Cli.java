@@ -302,15 +302,19 @@ public final class Cli {
 
     /** An integer, or seconds as milliseconds, of text that matches the type's pattern; huge ones saturate. */
     private static long number(Type type, String text) {
-        int dot = text.indexOf('.');
-        String whole = dot < 0 ? text : text.substring(0, dot);
-        whole = whole.replaceFirst("^0+(?=.)", "");
-        long value = whole.length() > 15 ? Long.MAX_VALUE / 2000 : Long.parseLong(whole);
+        long value = 0;
+        int i = 0;
+        for (; i < text.length() && text.charAt(i) != '.'; i++) {
+            value = Math.min(value * 10 + (text.charAt(i) - '0'), Integer.MAX_VALUE); // far above every max
+        }
         if (type == Type.INTEGER) {
             return value;
         }
-        String millis = dot < 0 ? "000" : (text.substring(dot + 1) + "00").substring(0, 3);
-        return value * 1000 + Long.parseLong(millis);
+        long millis = 0;
+        for (int k = 1; k <= 3; k++) { // the pattern allows at most 3 decimals
+            millis = millis * 10 + (i + k < text.length() ? text.charAt(i + k) - '0' : 0);
+        }
+        return value * 1000 + millis;
     }
 
     /** a bracketed host must be an IPv6 address, and is used without its brackets. */

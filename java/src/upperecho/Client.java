@@ -72,12 +72,11 @@ final class Client {
 
     /** Try each address the host resolves to, each bounded by --timeout (C-5); null after a C-6 error. */
     private static SocketChannel connect(Options options) {
-        String where = options.host() + ":" + options.port();
         InetAddress[] addresses;
         try {
             addresses = InetAddress.getAllByName(options.host());
         } catch (UnknownHostException e) {
-            Cli.error("cannot connect to " + where + ": unknown host");
+            Cli.error("cannot connect to " + options.host() + ":" + options.port() + ": unknown host");
             return null;
         }
         String reason = "no address";
@@ -95,7 +94,7 @@ final class Client {
             }
             closeQuietly(channel);
         }
-        Cli.error("cannot connect to " + where + ": " + reason);
+        Cli.error("cannot connect to " + options.host() + ":" + options.port() + ": " + reason);
         return null;
     }
 
