@@ -1,3 +1,4 @@
+// The server (spec/PROTOCOL.md section 5): one thread per connection, S-4 drain from a shutdown hook.
 package upperecho;
 
 import java.io.IOException;

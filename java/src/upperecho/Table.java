@@ -1,3 +1,4 @@
+// The pinned uppercase table of T-4, loaded from the jar resource that bin/build copies from spec/uppercase.tsv.
 package upperecho;
 
 import java.io.IOException;

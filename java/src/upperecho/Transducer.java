@@ -1,3 +1,4 @@
+// The pure protocol core: the sans-I/O streaming transducer of U. It touches no I/O (no socket, stream or file).
 package upperecho;
 
 import java.lang.invoke.MethodHandles;
