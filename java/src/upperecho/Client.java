@@ -1,162 +1,212 @@
+// The client (spec/PROTOCOL.md section 6): one thread owns the socket, so no reset goes unseen (C-7).
 package upperecho;
 
 import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
+import java.math.BigDecimal;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
-import java.net.Socket;
 import java.net.SocketTimeoutException;
+import java.net.StandardSocketOptions;
 import java.net.UnknownHostException;
+import java.nio.ByteBuffer;
+import java.nio.channels.Pipe;
+import java.nio.channels.SelectionKey;
+import java.nio.channels.Selector;
+import java.nio.channels.SocketChannel;
 
 /**
- * The client (spec/PROTOCOL.md section 6): a sender thread copies the
- * MESSAGEs or stdin to the socket while the main thread copies the socket
- * to stdout, so neither can block the other (C-3).
+ * The client: sends the MESSAGEs or stdin while it copies the socket to
+ * stdout, so neither direction can block the other (C-3).
  *
- * Timeout after half-close (C-5): in Java, changing SO_TIMEOUT does not
- * affect a read that is already blocked, so the receiver always reads with
- * SO_TIMEOUT = --timeout and treats a timeout as "keep waiting" while the
- * sender is still sending. Once the sender has half-closed, a timeout ends
- * the client only when nothing arrived for --timeout since the later of the
- * half-close and the last data; otherwise it waits out the remainder. A
- * timed-out read leaves the socket usable.
+ * One thread does every socket operation, non-blocking, from one selector
+ * loop. That is what makes C-7 exact: when the server resets, the kernel
+ * reports the reset once, to whichever send or read comes first, and a later
+ * read sees a plain end of stream. With a separate sending thread the reset
+ * could be taken by the sender while the reader went on to a clean EOF; here
+ * the first failing send or read ends the client with 4 at once, so an end of
+ * stream it reads is the server's FIN with no reset reported before it.
+ *
+ * stdin is not selectable in Java, so a daemon thread copies it into a pipe
+ * whose other end is in the selector; the pipe's buffer bounds what is read
+ * ahead. A daemon, because a read of a terminal must not keep the client
+ * alive once the server has closed (C-7).
+ *
+ * Timeout (C-5): while sending, the loop waits without a bound; once it has
+ * half-closed, each wait for the server is bounded by --timeout.
  */
 final class Client {
-    static final int EXIT_OK = 0;
-    static final int EXIT_CANNOT_CONNECT = 3; // C-6
-    static final int EXIT_CONNECTION_BROKE = 4;
-    static final int EXIT_STDOUT_FAILED = 1;
-    private static final int CHUNK = 64 * 1024;
-
-    private final String host;
-    private final int port;
-    private final int timeoutMs;
-    private final byte[] messages; // null: copy stdin
-
-    private volatile boolean halfClosed;
-    private volatile long halfClosedAt;
-
-    Client(String host, int port, long timeoutMs, byte[] messages) {
-        this.host = host;
-        this.port = port;
-        this.timeoutMs = (int) Math.min(timeoutMs, Integer.MAX_VALUE);
-        this.messages = messages;
+    /** `upper-echo client` (C-1), the timeout in milliseconds. */
+    record Options(String host, int port, int timeoutMs) {
     }
 
-    int run() {
-        Socket socket = connect();
-        if (socket == null) {
+    static final int EXIT_CANNOT_CONNECT = 3; // C-6
+    static final int EXIT_CONNECTION_BROKE = 4;
+    private static final int CHUNK = 64 * 1024;
+
+    private final Options options;
+    private final SocketChannel channel;
+
+    private Client(Options options, SocketChannel channel) {
+        this.options = options;
+        this.channel = channel;
+    }
+
+    /** Connect, exchange, return the exit status (C-6). messages: what to send, or null to send stdin. */
+    static int run(Options options, byte[] messages) {
+        SocketChannel channel = connect(options);
+        if (channel == null) {
             return EXIT_CANNOT_CONNECT;
         }
-        Thread sender = new Thread(() -> send(socket), "sender");
-        // daemon: a sender blocked reading a terminal must not keep the client alive after the server closed (C-7)
-        sender.setDaemon(true);
-        sender.start();
-        return receive(socket);
+        try {
+            return new Client(options, channel).exchange(messages);
+        } catch (IOException e) {
+            Cli.error("connection broke: " + e.getMessage());
+            return EXIT_CONNECTION_BROKE;
+        } finally {
+            closeQuietly(channel);
+        }
     }
 
     /** Try each address the host resolves to, each bounded by --timeout (C-5); null after a C-6 error. */
-    private Socket connect() {
+    private static SocketChannel connect(Options options) {
         InetAddress[] addresses;
         try {
-            addresses = InetAddress.getAllByName(host);
+            addresses = InetAddress.getAllByName(options.host());
         } catch (UnknownHostException e) {
-            Io.error("cannot connect to " + host + ":" + port + ": unknown host");
+            Cli.error("cannot connect to " + options.host() + ":" + options.port() + ": unknown host");
             return null;
         }
         String reason = "no address";
         for (InetAddress address : addresses) {
-            Socket socket = new Socket();
+            SocketChannel channel = null;
             try {
-                socket.connect(new InetSocketAddress(address, port), timeoutMs);
-                socket.setTcpNoDelay(true);
-                return socket;
+                channel = SocketChannel.open();
+                channel.socket().connect(new InetSocketAddress(address, options.port()), options.timeoutMs());
+                channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+                return channel;
             } catch (SocketTimeoutException e) {
                 reason = "timed out";
             } catch (IOException e) {
                 reason = e.getMessage();
             }
-            try {
-                socket.close();
-            } catch (IOException ignored) {
-                // it never opened
-            }
+            closeQuietly(channel);
         }
-        Io.error("cannot connect to " + host + ":" + port + ": " + reason);
+        Cli.error("cannot connect to " + options.host() + ":" + options.port() + ": " + reason);
         return null;
     }
 
-    private void send(Socket socket) {
-        try {
-            OutputStream out = socket.getOutputStream();
+    /**
+     * The selector loop. Each round reads the socket first (an end of stream
+     * there is the orderly close: exit 0, C-7), then sends what is pending,
+     * then takes more input. Any socket error ends it at once (IOException:
+     * exit 4). Returns the exit status otherwise.
+     */
+    private int exchange(byte[] messages) throws IOException {
+        try (Selector selector = Selector.open()) {
+            channel.configureBlocking(false);
+            SelectionKey socketKey = channel.register(selector, SelectionKey.OP_READ);
+            ByteBuffer outgoing;
+            Pipe.SourceChannel stdin = null;
+            SelectionKey stdinKey = null;
+            boolean inputDone;
             if (messages != null) {
-                out.write(messages);
+                outgoing = ByteBuffer.wrap(messages);
+                inputDone = true;
             } else {
+                stdin = copyStdinToPipe();
+                stdin.configureBlocking(false);
+                stdinKey = stdin.register(selector, SelectionKey.OP_READ);
+                outgoing = ByteBuffer.allocate(CHUNK).flip();
+                inputDone = false;
+            }
+            byte[] received = new byte[CHUNK];
+            ByteBuffer incoming = ByteBuffer.wrap(received);
+            boolean halfClosed = false;
+            long quietSince = 0; // after the half-close: when the server last sent something (C-5)
+            while (true) {
+                if (!halfClosed && inputDone && !outgoing.hasRemaining()) {
+                    channel.shutdownOutput(); // C-2, C-3: half-close
+                    halfClosed = true;
+                    quietSince = System.nanoTime();
+                }
+                socketKey.interestOps(SelectionKey.OP_READ | (outgoing.hasRemaining() ? SelectionKey.OP_WRITE : 0));
+                if (stdinKey != null) {
+                    stdinKey.interestOps(!inputDone && !outgoing.hasRemaining() ? SelectionKey.OP_READ : 0);
+                }
+                long waitMs = 0; // no bound while sending (C-5)
+                if (halfClosed) {
+                    waitMs = options.timeoutMs() - (System.nanoTime() - quietSince) / 1_000_000L;
+                    if (waitMs <= 0) {
+                        Cli.error("no data from the server for " + seconds(options.timeoutMs())
+                                + " s after sending everything");
+                        return EXIT_CONNECTION_BROKE;
+                    }
+                }
+                selector.select(waitMs);
+                selector.selectedKeys().clear();
+
+                incoming.clear();
+                int n = channel.read(incoming);
+                if (n < 0) {
+                    return Cli.EXIT_OK; // the server's FIN, and no reset reported before it (C-7)
+                }
+                if (n > 0) {
+                    quietSince = System.nanoTime();
+                    if (!Cli.writeStdout(received, n)) { // C-4: the server's bytes, unchanged, unbuffered
+                        return Cli.EXIT_FAILURE;
+                    }
+                }
+                if (outgoing.hasRemaining()) {
+                    channel.write(outgoing);
+                }
+                if (stdin != null && !inputDone && !outgoing.hasRemaining()) {
+                    outgoing.clear();
+                    inputDone = stdin.read(outgoing) < 0;
+                    outgoing.flip();
+                }
+            }
+        }
+    }
+
+    /** A daemon thread copies stdin into a pipe; its readable end is returned. stdin's end (or error) closes it. */
+    private static Pipe.SourceChannel copyStdinToPipe() throws IOException {
+        Pipe pipe = Pipe.open();
+        Thread copier = new Thread(() -> {
+            try (Pipe.SinkChannel sink = pipe.sink()) {
                 InputStream in = new FileInputStream(FileDescriptor.in);
                 byte[] buffer = new byte[CHUNK];
                 int n;
                 while ((n = in.read(buffer)) >= 0) {
-                    if (n > 0) {
-                        out.write(buffer, 0, n);
+                    ByteBuffer chunk = ByteBuffer.wrap(buffer, 0, n);
+                    while (chunk.hasRemaining()) {
+                        sink.write(chunk);
                     }
                 }
+            } catch (IOException e) {
+                // stdin cannot be read (or the client is done): that is the end of the input
             }
-        } catch (IOException e) {
-            // C-7: the server closed or reset; the receiver decides the outcome
-        } finally {
-            try {
-                socket.shutdownOutput();
-            } catch (IOException ignored) {
-                // the connection is already gone; the receiver will see it
-            }
-            halfClosedAt = System.nanoTime();
-            halfClosed = true;
-        }
+        }, "stdin");
+        copier.setDaemon(true);
+        copier.start();
+        return pipe.source();
     }
 
-    /** Copy the socket to stdout until the server closes; return the exit status. */
-    private int receive(Socket socket) {
-        byte[] buffer = new byte[CHUNK];
-        long lastData = System.nanoTime();
+    /** Seconds for messages, without locale-dependent formatting. */
+    private static String seconds(int ms) {
+        return BigDecimal.valueOf(ms).movePointLeft(3).stripTrailingZeros().toPlainString();
+    }
+
+    private static void closeQuietly(AutoCloseable closeable) {
+        if (closeable == null) {
+            return;
+        }
         try {
-            socket.setSoTimeout(timeoutMs);
-            InputStream in = socket.getInputStream();
-            while (true) {
-                int n;
-                try {
-                    n = in.read(buffer);
-                } catch (SocketTimeoutException e) {
-                    if (!halfClosed) {
-                        continue; // C-5: no timeout while still sending
-                    }
-                    long since = Math.max(lastData, halfClosedAt);
-                    long waitedMs = (System.nanoTime() - since) / 1_000_000L;
-                    if (waitedMs >= timeoutMs) {
-                        Io.error("no data from the server for " + Main.formatSeconds(timeoutMs)
-                                + " s after sending everything");
-                        return EXIT_CONNECTION_BROKE;
-                    }
-                    socket.setSoTimeout((int) (timeoutMs - waitedMs));
-                    continue;
-                }
-                if (n < 0) {
-                    return EXIT_OK;
-                }
-                lastData = System.nanoTime();
-                socket.setSoTimeout(timeoutMs);
-                try {
-                    Io.STDOUT.write(buffer, 0, n); // C-4: the server's bytes, unchanged, unbuffered
-                } catch (IOException e) {
-                    Io.error("cannot write to stdout: " + e.getMessage());
-                    return EXIT_STDOUT_FAILED;
-                }
-            }
-        } catch (IOException e) {
-            Io.error("connection broke: " + e.getMessage());
-            return EXIT_CONNECTION_BROKE;
+            closeable.close();
+        } catch (Exception ignored) {
+            // closing is best effort
         }
     }
 }

@@ -1,17 +1,21 @@
+// The server (spec/PROTOCOL.md section 5): one thread per connection, S-4 drain from a shutdown hook.
 package upperecho;
 
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.net.Inet6Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketAddress;
 import java.net.SocketTimeoutException;
 import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 
 /**
  * The server (spec/PROTOCOL.md section 5): blocking I/O, one thread per
@@ -28,12 +32,18 @@ import java.util.concurrent.ConcurrentHashMap;
  * and grows to 64 KiB on reads that fill it; the transducer's output buffer
  * is reused, so a long stream allocates nothing after the first reads.
  *
- * Shutdown (S-4): SIGTERM/SIGINT are caught with sun.misc.Signal (jdk.unsupported,
- * no flags needed), not a shutdown hook, because a hook cannot choose the exit
- * status (the JVM would exit 143). The handler closes the listener (new
- * connects are refused); the accept loop then drains and the process exits 0.
+ * Shutdown (S-4): the JVM turns SIGTERM/SIGINT into its shutdown sequence,
+ * which runs our shutdown hook (a supported API; sun.misc.Signal is not).
+ * The hook closes the listener (new connects are refused), waits until the
+ * accept loop has drained the open connections, and ends the process with
+ * Runtime.halt(0): a hook that returned would let the JVM exit 143 or 130,
+ * and S-4 says 0.
  */
 final class Server {
+    /** `upper-echo server` (S-7), the timeouts in milliseconds (0 = off for the idle timeout). */
+    record Options(String host, int port, int idleTimeoutMs, int maxConnections, int drainTimeoutMs) {
+    }
+
     static final int MAX_READ_BUFFER = 64 * 1024; // D-4
     private static final int INITIAL_READ_BUFFER = 4 * 1024;
     private static final long CONNECTION_STACK = 256 * 1024;
@@ -41,12 +51,8 @@ final class Server {
     /** After the drain timeout, how long to wait for aborted connections to log their close line. */
     private static final long ABORT_GRACE_MS = 2000;
 
-    private final String host;
-    private final int port;
-    private final int idleTimeoutMs;
-    private final long maxConnections;
-    private final long drainTimeoutMs;
-    private final UppercaseTable table;
+    private final Options options;
+    private final Table table = Table.get();
 
     private final Set<Connection> open = ConcurrentHashMap.newKeySet();
     private final Object lock = new Object();
@@ -56,25 +62,36 @@ final class Server {
     private int liveCount;
     private volatile boolean stopping;
     private volatile ServerSocket listener;
+    /** Counted down once the accept loop has drained (S-4): then the shutdown hook may end the process. */
+    private final CountDownLatch drained = new CountDownLatch(1);
 
     /** Cannot listen: exit 1 (S-9). */
-    static final class CannotListen extends Exception {
+    private static final class CannotListen extends Exception {
+        private static final long serialVersionUID = 1L;
+
         CannotListen(String message) {
             super(message);
         }
     }
 
-    Server(String host, int port, long idleTimeoutMs, long maxConnections, long drainTimeoutMs) {
-        this.host = host;
-        this.port = port;
-        this.idleTimeoutMs = (int) Math.min(idleTimeoutMs, Integer.MAX_VALUE);
-        this.maxConnections = maxConnections;
-        this.drainTimeoutMs = drainTimeoutMs;
-        this.table = UppercaseTable.get();
+    private Server(Options options) {
+        this.options = options;
+    }
+
+    /** Serve until SIGTERM/SIGINT (S-4); return the exit status when it cannot listen or announce (S-9). */
+    static int run(Options options) {
+        try {
+            return new Server(options).serve();
+        } catch (CannotListen e) {
+            Cli.error(e.getMessage());
+            return Cli.EXIT_FAILURE;
+        }
     }
 
     /** Bind the first address the host resolves to (S-7); any failure is CannotListen (S-9). */
     private ServerSocket listen() throws CannotListen {
+        String host = options.host();
+        int port = options.port();
         InetAddress address;
         try {
             address = InetAddress.getAllByName(host)[0];
@@ -98,21 +115,46 @@ final class Server {
                     // already failing
                 }
             }
-            throw new CannotListen("cannot listen on " + Io.format(where) + ": " + e.getMessage());
+            throw new CannotListen("cannot listen on " + format(where) + ": " + e.getMessage());
         }
     }
 
-    /** Serve until SIGTERM/SIGINT, then drain (S-4). Returns the exit status. */
-    int run() throws CannotListen {
+    /** Listen, announce, accept until the shutdown hook stops us, then drain (S-4). */
+    private int serve() throws CannotListen {
         ServerSocket socket = listen();
         listener = socket;
-        installSignalHandlers();
+        Thread hook = new Thread(() -> {
+            stop();
+            try {
+                drained.await();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+            Runtime.getRuntime().halt(0);
+        }, "shutdown");
+        Runtime.getRuntime().addShutdownHook(hook);
         try {
-            Io.STDOUT.write(("listening on " + Io.format(socket.getLocalSocketAddress()) + "\n")
-                    .getBytes(StandardCharsets.US_ASCII)); // S-8: unbuffered, so already flushed
-        } catch (IOException e) {
-            Io.log("warning: cannot write the readiness line: " + e.getMessage());
+            byte[] ready = ("listening on " + format(socket.getLocalSocketAddress()) + "\n")
+                    .getBytes(StandardCharsets.US_ASCII);
+            if (!Cli.writeStdout(ready, ready.length)) { // S-8: unbuffered, so already flushed
+                // S-9, X-6: exit 1; the hook must not turn that exit into a drain and a 0
+                try {
+                    Runtime.getRuntime().removeShutdownHook(hook);
+                } catch (IllegalStateException e) {
+                    return 0; // a signal came first: the hook is already stopping us (S-4)
+                }
+                closeQuietly(socket);
+                return Cli.EXIT_FAILURE;
+            }
+            acceptUntilStopped(socket);
+            drain();
+        } finally {
+            drained.countDown();
         }
+        return 0; // reached once the hook stopped us: the JVM is shutting down and the hook exits 0
+    }
+
+    private void acceptUntilStopped(ServerSocket socket) {
         while (!stopping) {
             Socket client;
             try {
@@ -122,20 +164,18 @@ final class Server {
                     break;
                 }
                 // e.g. out of file descriptors: say so, back off a little, keep serving
-                Io.log("warning: accept failed: " + e.getMessage());
+                Cli.log("warning: accept failed: " + e.getMessage());
                 sleep(50);
                 continue;
             }
             admit(client);
         }
-        drain();
-        return 0;
     }
 
     private void admit(Socket client) {
         synchronized (lock) {
-            if (openCount >= maxConnections) {
-                Io.log("reject peer=" + Io.format(client.getRemoteSocketAddress())); // S-3
+            if (openCount >= options.maxConnections()) {
+                Cli.log("reject peer=" + format(client.getRemoteSocketAddress())); // S-3
                 closeQuietly(client);
                 return;
             }
@@ -149,7 +189,7 @@ final class Server {
             thread.setDaemon(true);
             thread.start();
         } catch (OutOfMemoryError e) { // "unable to create native thread"
-            Io.log("warning: cannot start a thread for peer=" + Io.format(client.getRemoteSocketAddress())
+            Cli.log("warning: cannot start a thread for peer=" + format(client.getRemoteSocketAddress())
                     + ": " + e.getMessage());
             closeQuietly(client);
             finished(connection);
@@ -178,16 +218,6 @@ final class Server {
         }
     }
 
-    private void installSignalHandlers() {
-        for (String name : new String[] {"TERM", "INT"}) {
-            try {
-                sun.misc.Signal.handle(new sun.misc.Signal(name), signal -> stop());
-            } catch (IllegalArgumentException e) {
-                Io.log("warning: cannot handle SIG" + name + ": " + e.getMessage());
-            }
-        }
-    }
-
     /** S-4, step 1: stop accepting. New connects are refused once the listener is closed. */
     private void stop() {
         stopping = true;
@@ -199,7 +229,7 @@ final class Server {
 
     /** S-4, step 2: let open connections finish for the drain timeout, then close the rest. */
     private void drain() {
-        waitForConnections(drainTimeoutMs);
+        waitForConnections(options.drainTimeoutMs());
         for (Connection connection : open) {
             connection.abort();
         }
@@ -232,6 +262,22 @@ final class Server {
         }
     }
 
+    /** Numeric ADDR:PORT, IPv6 in brackets and in its shortest form ([::1]:40000), as S-6 and S-8 say. */
+    static String format(SocketAddress address) {
+        if (!(address instanceof InetSocketAddress)) {
+            return String.valueOf(address);
+        }
+        InetSocketAddress a = (InetSocketAddress) address;
+        InetAddress ip = a.getAddress();
+        if (ip == null) {
+            return a.getHostString() + ":" + a.getPort();
+        }
+        if (ip instanceof Inet6Address) {
+            return "[" + Quirks.ipv6Text((Inet6Address) ip) + "]:" + a.getPort();
+        }
+        return ip.getHostAddress() + ":" + a.getPort();
+    }
+
     private static void closeQuietly(AutoCloseable closeable) {
         try {
             closeable.close();
@@ -257,24 +303,24 @@ final class Server {
 
         @Override
         public void run() {
-            String peer = Io.format(socket.getRemoteSocketAddress());
-            Io.log("open peer=" + peer);
+            String peer = format(socket.getRemoteSocketAddress());
+            Cli.log("open peer=" + peer);
             try {
                 serve();
             } catch (IOException e) {
                 // S-5: a reset, a broken pipe or an abort at the drain timeout ends this connection only
             } catch (RuntimeException | Error e) {
-                Io.log("warning: peer=" + peer + ": " + e);
+                Cli.log("warning: peer=" + peer + ": " + e);
             } finally {
                 released(this);
                 closeQuietly(socket);
-                Io.log("close peer=" + peer + " in=" + received + " out=" + sent);
+                Cli.log("close peer=" + peer + " in=" + received + " out=" + sent);
                 finished(this);
             }
         }
 
         private void serve() throws IOException {
-            socket.setSoTimeout(idleTimeoutMs); // S-2; 0 = off
+            socket.setSoTimeout(options.idleTimeoutMs()); // S-2; 0 = off
             InputStream in = socket.getInputStream();
             OutputStream out = socket.getOutputStream();
             Transducer transducer = new Transducer(table);

@@ -1,3 +1,4 @@
+// Build step, not part of the program: bin/build runs this class once to make the class-data-sharing archive.
 package upperecho;
 
 import java.io.InputStream;
@@ -40,11 +41,10 @@ final class Train {
                 }
             });
             echo.start();
-            Io.format(listener.getLocalSocketAddress());
-            Args.parse(new String[] {"client", "--port=1", "--timeout", "1.5", "x"}, 1,
-                    java.util.List.of("--host", "--port", "--timeout"), true).seconds("--timeout", 10, true);
-            new Client(InetAddress.getLoopbackAddress().getHostAddress(), listener.getLocalPort(), 10_000,
-                    "training ß\n".getBytes(java.nio.charset.StandardCharsets.UTF_8)).run();
+            Server.format(listener.getLocalSocketAddress());
+            // the whole client path, the option parser included; bin/build sends its stdout to /dev/null
+            Cli.run(new String[] {"client", "--host", InetAddress.getLoopbackAddress().getHostAddress(),
+                    "--port=" + listener.getLocalPort(), "--timeout", "10.5", "training \u00df"});
             echo.join(10_000);
         }
     }

@@ -1,3 +1,4 @@
+// The pure protocol core: the sans-I/O streaming transducer of U. It touches no I/O (no socket, stream or file).
 package upperecho;
 
 import java.lang.invoke.MethodHandles;
@@ -5,8 +6,9 @@ import java.lang.invoke.VarHandle;
 import java.nio.ByteOrder;
 
 /**
- * The transform U (spec/PROTOCOL.md T-2, T-3, D-1, D-2) as a streaming
- * transducer: bytes in, bytes out, no I/O.
+ * The pure protocol core: the transform U (spec/PROTOCOL.md T-2, T-3, D-1,
+ * D-2) as a sans-I/O streaming transducer. It touches no socket, stream or
+ * file: bytes in, bytes out; Server, Client and Cli do all the I/O.
  *
  * feed() returns how many bytes of output() are owed for the input so far;
  * it holds back only an incomplete tail that is still a proper prefix of a
@@ -28,10 +30,10 @@ import java.nio.ByteOrder;
  * (C0, C1 and F5..FF never start a sequence.)
  */
 public final class Transducer {
-    /** Writes 8 bytes at once: a packed replacement (UppercaseTable.bmp) in one store. */
+    /** Writes 8 bytes at once: a packed replacement (Table.bmp) in one store. */
     private static final VarHandle LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
-    private final UppercaseTable table;
+    private final Table table;
     private final byte[] ascii;
     private final long[] bmp;
     private final byte[] pending = new byte[4];
@@ -40,10 +42,10 @@ public final class Transducer {
     private byte[] out;
 
     public Transducer() {
-        this(UppercaseTable.get());
+        this(Table.get());
     }
 
-    public Transducer(UppercaseTable table) {
+    public Transducer(Table table) {
         this.table = table;
         this.ascii = table.ascii;
         this.bmp = table.bmp;
@@ -93,10 +95,6 @@ public final class Transducer {
         if (out.length < needed) {
             out = new byte[Math.max(needed, Math.min(out.length * 2, Integer.MAX_VALUE - 16))];
         }
-    }
-
-    public int feed(byte[] in) {
-        return feed(in, 0, in.length);
     }
 
     /** Transform in[off, off+len); return how many bytes of output() are owed now. */
@@ -213,11 +211,6 @@ public final class Transducer {
         System.arraycopy(pending, 0, out, 0, n);
         pendingLength = 0;
         return n;
-    }
-
-    /** Whether a tail is being held back. */
-    public boolean holding() {
-        return pendingLength > 0;
     }
 
     private int emit(byte[] src, int at, int length, byte[] o, int n) {

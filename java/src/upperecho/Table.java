@@ -1,3 +1,4 @@
+// The pinned uppercase table of T-4, loaded from the jar resource that bin/build copies from spec/uppercase.tsv.
 package upperecho;
 
 import java.io.IOException;
@@ -21,7 +22,7 @@ import java.nio.charset.StandardCharsets;
  * their count in the top byte (0 when the code point maps to itself; -1 when
  * the replacement is longer than 7 bytes, which the pinned table never is).
  */
-public final class UppercaseTable {
+public final class Table {
     static final String RESOURCE = "uppercase.tsv";
     private static final int PAGES = 0x110000 >> 8;
 
@@ -30,18 +31,17 @@ public final class UppercaseTable {
     final byte[] ascii = new byte[128];
     /** Packed UTF-8 replacement of each BMP code point, see above. */
     final long[] bmp = new long[0x10000];
-    private final int entries;
 
-    private static UppercaseTable instance;
+    private static Table instance;
 
     /** The table embedded in the jar. */
-    public static synchronized UppercaseTable get() {
+    public static synchronized Table get() {
         if (instance == null) {
-            try (InputStream in = UppercaseTable.class.getResourceAsStream(RESOURCE)) {
+            try (InputStream in = Table.class.getResourceAsStream(RESOURCE)) {
                 if (in == null) {
                     throw new IllegalStateException("resource " + RESOURCE + " missing from the jar (run bin/build)");
                 }
-                instance = parse(new String(in.readAllBytes(), StandardCharsets.UTF_8));
+                instance = new Table(new String(in.readAllBytes(), StandardCharsets.UTF_8));
             } catch (IOException e) {
                 throw new IllegalStateException("cannot read " + RESOURCE + ": " + e.getMessage(), e);
             }
@@ -50,12 +50,7 @@ public final class UppercaseTable {
     }
 
     /** Parse the tsv format of spec/PROTOCOL.md (comments start with '#'). */
-    public static UppercaseTable parse(String text) {
-        return new UppercaseTable(text);
-    }
-
-    private UppercaseTable(String text) {
-        int count = 0;
+    private Table(String text) {
         for (String line : text.split("\n", -1)) {
             if (line.endsWith("\r")) {
                 line = line.substring(0, line.length() - 1);
@@ -84,9 +79,7 @@ public final class UppercaseTable {
             if (from < 0x10000) {
                 bmp[from] = pack(utf8);
             }
-            count++;
         }
-        entries = count;
         for (int b = 0; b < 128; b++) {
             byte[] r = lookup(b);
             if (r == null) {
@@ -119,9 +112,5 @@ public final class UppercaseTable {
     public byte[] lookup(int cp) {
         byte[][] page = pages[cp >> 8];
         return page == null ? null : page[cp & 0xFF];
-    }
-
-    public int size() {
-        return entries;
     }
 }
