@@ -28,11 +28,6 @@ namespace UpperEcho
             get { lock (Gate) { return stdout ?? (stdout = Console.OpenStandardOutput()); } }
         }
 
-        public static Stream Stderr
-        {
-            get { lock (Gate) { return stderr ?? (stderr = Console.OpenStandardError()); } }
-        }
-
         /// <summary>One whole line to stderr, written at once (lines from threads never interleave).</summary>
         public static void Log(string line)
         {
@@ -71,11 +66,10 @@ namespace UpperEcho
         readonly HashSet<string> flags = new HashSet<string>();
         readonly bool positionals;
         public readonly Dictionary<string, string> Values = new Dictionary<string, string>();
-        public readonly List<string> Positionals = new List<string>();
         public readonly List<int> PositionalIndices = new List<int>();
         public bool Help;
 
-        public ArgParser(string command, bool positionals, params string[] flags)
+        public ArgParser(bool positionals, params string[] flags)
         {
             this.positionals = positionals;
             foreach (string f in flags) this.flags.Add(f);
@@ -102,7 +96,6 @@ namespace UpperEcho
                 if (onlyPositionals || !IsOption(a))
                 {
                     if (!positionals) throw new UsageException("unrecognized arguments: " + a);
-                    Positionals.Add(a);
                     PositionalIndices.Add(i);
                     continue;
                 }
@@ -216,7 +209,7 @@ namespace UpperEcho
             {
                 case "server":
                 {
-                    var p = new ArgParser(command, false, "--host", "--port", "--idle-timeout", "--max-connections", "--drain-timeout");
+                    var p = new ArgParser(false, "--host", "--port", "--idle-timeout", "--max-connections", "--drain-timeout");
                     p.Parse(args, 1);
                     if (p.Help) { Out.Print(ServerUsage); return 0; }
                     var options = new ServerOptions
@@ -231,7 +224,7 @@ namespace UpperEcho
                 }
                 case "client":
                 {
-                    var p = new ArgParser(command, true, "--host", "--port", "--timeout");
+                    var p = new ArgParser(true, "--host", "--port", "--timeout");
                     p.Parse(args, 1);
                     if (p.Help) { Out.Print(ClientUsage); return 0; }
                     var options = new ClientOptions
@@ -243,14 +236,14 @@ namespace UpperEcho
                     var messages = new List<byte[]>();
                     if (p.PositionalIndices.Count > 0)
                     {
-                        byte[][] raw = MonoQuirks.RawArguments(args); // the MESSAGE bytes exactly as given
+                        byte[][] raw = Quirks.RawArguments(args); // the MESSAGE bytes exactly as given
                         foreach (int i in p.PositionalIndices) messages.Add(raw[i]);
                     }
                     return Client.Run(options, messages);
                 }
                 case "transform":
                 {
-                    var p = new ArgParser(command, false, "--chunk-size");
+                    var p = new ArgParser(false, "--chunk-size");
                     p.Parse(args, 1);
                     if (p.Help) { Out.Print(TransformUsage); return 0; }
                     int chunk = (int)Math.Min(int.MaxValue, p.Int("--chunk-size", 65536, 1, long.MaxValue));
@@ -264,7 +257,7 @@ namespace UpperEcho
         /// <summary>X-2: U(stdin) to stdout, feeding the transducer reads of at most chunkSize bytes.</summary>
         static int RunTransform(int chunkSize)
         {
-            var transducer = new UppercaseTransducer();
+            var transducer = new Transducer();
             // "at most N bytes" per read; a buffer above 1 MiB would only waste memory.
             var buffer = new byte[Math.Min(chunkSize, 1 << 20)];
             Stream stdin = Console.OpenStandardInput();

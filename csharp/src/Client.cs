@@ -48,7 +48,7 @@ namespace UpperEcho
 
         public static int Run(ClientOptions options, List<byte[]> messages)
         {
-            MonoQuirks.SkipSlowSocketInit();
+            Quirks.SkipSlowSocketInit();
             Socket socket;
             try
             {

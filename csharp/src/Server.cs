@@ -50,7 +50,7 @@ namespace UpperEcho
     sealed class Server
     {
         public const int ReadBuffer = 64 * 1024; // D-4
-        const int InitialReadBuffer = 4 * 1024;
+        public const int InitialReadBuffer = 4 * 1024; // grows to ReadBuffer when a read fills it
         const int ThreadStack = 256 * 1024;
         const int ExitCannotListen = 1; // S-9
 
@@ -69,7 +69,7 @@ namespace UpperEcho
         {
             double ms = Math.Ceiling(options.IdleTimeout * 1000); // 0 = off; never round a tiny timeout to "off"
             idleMilliseconds = ms > int.MaxValue ? 0 : (int)ms;
-            MonoQuirks.SkipSlowSocketInit();
+            Quirks.SkipSlowSocketInit();
             try
             {
                 listener = Listen(options.Host, options.Port);
@@ -286,8 +286,8 @@ namespace UpperEcho
             {
                 socket.NoDelay = true; // answers are small and owed at once (D-2): no Nagle delay
                 socket.ReceiveTimeout = server.IdleMilliseconds; // S-2; 0 = off
-                var transducer = new UppercaseTransducer();
-                var buffer = new byte[4 * 1024];
+                var transducer = new Transducer();
+                var buffer = new byte[Server.InitialReadBuffer];
                 while (true)
                 {
                     int r;

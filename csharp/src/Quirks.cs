@@ -8,7 +8,7 @@ using System.Text;
 
 namespace UpperEcho
 {
-    static class MonoQuirks
+    static class Quirks
     {
         /// <summary>
         /// Mono's first Socket runs Socket.InitializeSockets, which enumerates the network interfaces
