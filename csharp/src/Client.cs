@@ -20,20 +20,24 @@ using System.Threading;
 
 namespace UpperEcho
 {
+    /// <summary>The client's options (C-1), as checked by Cli against spec/cli.toml.</summary>
     sealed class ClientOptions
     {
-        public string Host = "127.0.0.1";
-        public int Port = 7007;
-        public double Timeout = 10;
+        public readonly string Host; // an address or a name, never empty (X-5)
+        public readonly int Port;
+        public readonly int TimeoutMs; // at least 1 (C-5)
+
+        public ClientOptions(string host, int port, int timeoutMs)
+        {
+            Host = host;
+            Port = port;
+            TimeoutMs = timeoutMs;
+        }
     }
 
     sealed class Client
     {
         const int Chunk = 64 * 1024;
-        const int ExitOk = 0;
-        const int ExitCannotConnect = 3; // C-6
-        const int ExitConnectionBroke = 4;
-        const int ExitLocalFailure = 1;
 
         readonly Socket socket;
         readonly double timeout;
@@ -49,15 +53,16 @@ namespace UpperEcho
         public static int Run(ClientOptions options, List<byte[]> messages)
         {
             Quirks.SkipSlowSocketInit();
+            double timeout = options.TimeoutMs / 1000.0;
             Socket socket;
             try
             {
-                socket = Connect(options.Host, options.Port, options.Timeout);
+                socket = Connect(options.Host, options.Port, timeout);
             }
             catch (Exception e)
             {
                 Out.Error("cannot connect to " + options.Host + ":" + options.Port + ": " + Out.OneLine(Reason(e)));
-                return ExitCannotConnect;
+                return ExitCode.CannotConnect;
             }
             byte[] payload = null;
             if (messages.Count > 0)
@@ -70,24 +75,20 @@ namespace UpperEcho
                 }
                 payload = bytes.ToArray();
             }
-            var client = new Client(socket, options.Timeout);
+            var client = new Client(socket, timeout);
             // Background: a sender blocked reading a terminal must not keep the client alive
             // after the server closed (C-7).
             var sender = new Thread(() => client.SendAll(payload), 256 * 1024) { IsBackground = true, Name = "sender" };
             sender.Start();
-            int code;
             try
             {
-                code = client.ReceiveAll();
+                return client.ReceiveAll();
             }
             finally
             {
                 try { socket.Close(); } catch (Exception) { }
             }
-            // Returning from Main would make Mono wait for the sender, which may be blocked reading
-            // stdin (C-7: the server closed first). stdout is unbuffered and already flushed.
-            Environment.Exit(code);
-            return code;
+            // Cli ends the process at once (Quirks.Exit): the sender may still be blocked reading stdin.
         }
 
         static string Reason(Exception e)
@@ -184,7 +185,6 @@ namespace UpperEcho
         /// <summary>Copy the socket to stdout until the server closes; return the exit code.</summary>
         int ReceiveAll()
         {
-            Stream stdout = Out.Stdout;
             var buffer = new byte[Chunk];
             long lastDataTicks = 0;
             while (true)
@@ -203,7 +203,7 @@ namespace UpperEcho
                     {
                         Out.Error("no data from the server for " + timeout.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)
                                   + " s after sending everything");
-                        return ExitConnectionBroke;
+                        return ExitCode.ConnectionBroke;
                     }
                     waitMicros = (int)Math.Max(1, Math.Min(left * 1e6, 1e9));
                 }
@@ -215,7 +215,7 @@ namespace UpperEcho
                 catch (Exception e)
                 {
                     Out.Error("connection broke: " + Out.OneLine(e.Message));
-                    return ExitConnectionBroke;
+                    return ExitCode.ConnectionBroke;
                 }
                 if (!ready) continue;
                 int r;
@@ -226,19 +226,18 @@ namespace UpperEcho
                 catch (Exception e)
                 {
                     Out.Error("connection broke: " + Out.OneLine(e.Message));
-                    return ExitConnectionBroke;
+                    return ExitCode.ConnectionBroke;
                 }
-                if (r == 0) return ExitOk;
+                if (r == 0) return ExitCode.Ok;
                 lastDataTicks = clock.ElapsedTicks;
                 try
                 {
-                    stdout.Write(buffer, 0, r); // C-4: the server's bytes, unchanged
-                    stdout.Flush();
+                    Out.Write(buffer, r); // C-4: the server's bytes, unchanged, flushed
                 }
                 catch (Exception e)
                 {
                     Out.Error("cannot write to stdout: " + Out.OneLine(e.Message));
-                    return ExitLocalFailure;
+                    return ExitCode.Failure;
                 }
             }
         }

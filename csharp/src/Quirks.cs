@@ -1,10 +1,13 @@
-// Work-arounds for Mono 6.8 specifics, each a no-op elsewhere.
+// Work-arounds for Mono 6.8 specifics, each harmless elsewhere. Argv decoding is
+// not one of them: it is the command line's job (Cli.cs).
 using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Net.Sockets;
 using System.Reflection;
-using System.Text;
+#if MONO
+using Mono.Unix.Native;
+#endif
 
 namespace UpperEcho
 {
@@ -43,49 +46,27 @@ namespace UpperEcho
         }
 
         /// <summary>
-        /// The exact bytes of args[index], as the OS passed them: Mono decodes argv to strings (with
-        /// MONO_EXTERNAL_ENCODINGS as fallback for bytes that are not UTF-8), which cannot hold
-        /// arbitrary bytes. On Linux /proc/self/cmdline has them; our args are its last entries.
-        /// Elsewhere, or when anything does not line up, the UTF-8 encoding of the string.
+        /// Plain SO_REUSEADDR (a restart may rebind over TIME_WAIT). Mono's ReuseAddress socket option
+        /// also sets SO_REUSEPORT, which would let two servers share a port instead of the second one
+        /// failing with exit 1 (S-9); so on Mono the option is set with setsockopt(2) itself.
         /// </summary>
-        public static byte[][] RawArguments(string[] args)
+        public static void SetReuseAddress(Socket socket)
         {
-            var utf8 = new UTF8Encoding(false);
-            var result = new byte[args.Length][];
-            for (int i = 0; i < args.Length; i++) result[i] = utf8.GetBytes(args[i]);
-            try
-            {
-                byte[] cmdline = File.ReadAllBytes("/proc/self/cmdline");
-                var entries = new List<byte[]>();
-                int start = 0;
-                for (int i = 0; i < cmdline.Length; i++)
-                {
-                    if (cmdline[i] != 0) continue;
-                    var entry = new byte[i - start];
-                    Buffer.BlockCopy(cmdline, start, entry, 0, entry.Length);
-                    entries.Add(entry);
-                    start = i + 1;
-                }
-                if (entries.Count < args.Length) return result;
-                int offset = entries.Count - args.Length;
-                var strict = new UTF8Encoding(false, true);
-                Encoding latin1 = Encoding.GetEncoding(28591);
-                var raw = new byte[args.Length][];
-                for (int i = 0; i < args.Length; i++)
-                {
-                    byte[] entry = entries[offset + i];
-                    string decoded;
-                    try { decoded = strict.GetString(entry); }
-                    catch (ArgumentException) { decoded = null; } // not UTF-8: Mono used its fallback (Latin-1)
-                    if (decoded != args[i] && latin1.GetString(entry) != args[i]) return result; // does not line up
-                    raw[i] = entry;
-                }
-                return raw;
-            }
-            catch (Exception)
-            {
-                return result;
-            }
+#if MONO
+            Syscall.setsockopt((int)socket.Handle, UnixSocketProtocol.SOL_SOCKET, UnixSocketOptionName.SO_REUSEADDR, 1);
+#else
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+#endif
+        }
+
+        /// <summary>
+        /// Ends the process with code now. Returning from Main would make Mono wait for every thread,
+        /// also a background one blocked reading stdin (the client's sender when the server closed
+        /// first, C-7); stdout and stderr are unbuffered and already flushed.
+        /// </summary>
+        public static void Exit(int code)
+        {
+            Environment.Exit(code);
         }
     }
 }
