@@ -27,7 +27,7 @@ namespace UpperEcho
     static class ExitCode
     {
         public const int Ok = 0;
-        public const int Failure = 1;         // cannot listen (S-9), cannot write stdout (C-6)
+        public const int Failure = 1;         // cannot listen (S-9), cannot write stdout
         public const int Usage = 2;
         public const int CannotConnect = 3;   // C-6
         public const int ConnectionBroke = 4; // C-6
@@ -37,6 +37,21 @@ namespace UpperEcho
     sealed class UsageException : Exception
     {
         public UsageException(string message) : base(message) { }
+    }
+
+    /// <summary>Writing to stdout failed: the command stops and exits 1.</summary>
+    sealed class StdoutException : Exception
+    {
+        public StdoutException(Exception cause) : base("cannot write to stdout: " + Reason(cause), cause) { }
+
+        /// <summary>Mono's message without the path it appends ("Disk full. Path /cwd/[Unknown]").</summary>
+        static string Reason(Exception cause)
+        {
+            string m = Out.OneLine(cause.Message);
+            int k = m.IndexOf(". Path ", StringComparison.Ordinal);
+            if (k < 0) k = m.IndexOf(" on path ", StringComparison.Ordinal);
+            return k > 0 ? m.Substring(0, k) : m;
+        }
     }
 
     static class Out
@@ -68,12 +83,18 @@ namespace UpperEcho
 
         public static void Error(string message) { Log("error: " + OneLine(message)); }
 
-        /// <summary>data[0, count) to stdout, flushed.</summary>
+        /// <summary>data[0, count) to stdout, flushed; a failure is a StdoutException .</summary>
         public static void Write(byte[] data, int count)
         {
-            Stream s = Stdout;
-            s.Write(data, 0, count);
-            s.Flush();
+            try
+            {
+                Stream s = Stdout;
+                s.Write(data, 0, count);
+                s.Flush();
+            }
+            catch (IOException e) { throw new StdoutException(e); }
+            catch (NotSupportedException e) { throw new StdoutException(e); }
+            catch (ObjectDisposedException e) { throw new StdoutException(e); }
         }
 
         public static void Print(string text)
@@ -321,6 +342,11 @@ namespace UpperEcho
                 Out.Error(e.Message);
                 code = ExitCode.Failure; // S-9
             }
+            catch (StdoutException e)
+            {
+                Out.Error(e.Message);
+                code = ExitCode.Failure;
+            }
             Quirks.Exit(code);
             return code;
         }
@@ -482,10 +508,19 @@ namespace UpperEcho
             Stream stdin = Console.OpenStandardInput();
             while (true)
             {
-                int r = stdin.Read(buffer, 0, buffer.Length);
+                int r;
+                try
+                {
+                    r = stdin.Read(buffer, 0, buffer.Length);
+                }
+                catch (IOException e)
+                {
+                    Out.Error("cannot read stdin: " + Out.OneLine(e.Message));
+                    return ExitCode.Failure;
+                }
                 if (r == 0) break;
                 int n = transducer.Feed(buffer, 0, r);
-                Out.Write(transducer.Output, n);
+                Out.Write(transducer.Output, n); // a failure stops here, exit 1
             }
             int m = transducer.Flush();
             Out.Write(transducer.Output, m);

@@ -82,7 +82,7 @@ namespace UpperEcho
             sender.Start();
             try
             {
-                return client.ReceiveAll();
+                return client.ReceiveAll(); // a StdoutException goes up to Cli: exit 1
             }
             finally
             {
@@ -230,15 +230,7 @@ namespace UpperEcho
                 }
                 if (r == 0) return ExitCode.Ok;
                 lastDataTicks = clock.ElapsedTicks;
-                try
-                {
-                    Out.Write(buffer, r); // C-4: the server's bytes, unchanged, flushed
-                }
-                catch (Exception e)
-                {
-                    Out.Error("cannot write to stdout: " + Out.OneLine(e.Message));
-                    return ExitCode.Failure;
-                }
+                Out.Write(buffer, r); // C-4: the server's bytes, unchanged, flushed; X-6: a failure is exit 1
             }
         }
     }

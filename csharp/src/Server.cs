@@ -74,13 +74,22 @@ namespace UpperEcho
 
         public Server(ServerOptions options) { this.options = options; }
 
-        /// <summary>Listen, serve until SIGTERM/SIGINT, drain (S-4). Throws CannotListenException (S-9).</summary>
+        /// <summary>Listen, serve until SIGTERM/SIGINT, drain (S-4). Throws CannotListenException (S-9)
+        /// and StdoutException when the readiness line cannot be written (S-9, X-6).</summary>
         public void Run()
         {
             Quirks.SkipSlowSocketInit();
             listener = Listen(options.Host, options.Port);
             var signals = InstallSignalHandlers(); // before readiness: a SIGTERM right after it must drain
-            Out.Print("listening on " + Address.Format((IPEndPoint)listener.LocalEndPoint) + "\n"); // S-8
+            try
+            {
+                Out.Print("listening on " + Address.Format((IPEndPoint)listener.LocalEndPoint) + "\n"); // S-8
+            }
+            catch (StdoutException)
+            {
+                listener.Close(); // nobody learns the address: accept nothing
+                throw;
+            }
 
             var acceptor = new Thread(AcceptLoop) { IsBackground = true, Name = "accept" };
             acceptor.Start();
