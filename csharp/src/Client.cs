@@ -9,13 +9,19 @@
 // which keeps start-up free of exceptions and the async/thread-pool
 // machinery) and, once the sender has half-closed, each wait for data from
 // the server.
+//
+// Resets (C-7): the client exits 0 only when it read the server's FIN and no
+// reset was reported before it. Either thread may be the one the kernel
+// reports a reset to: when the sender's send consumes ECONNRESET, the
+// receiver's next read sees only end of stream. So the sender records a
+// failed send under a lock, and the receiver, at end of stream, decides from
+// that record, once a send that is under way has returned.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using System.Threading;
 
 namespace UpperEcho
@@ -38,11 +44,20 @@ namespace UpperEcho
     sealed class Client
     {
         const int Chunk = 64 * 1024;
+        // A bound on how long the receiver, having read end of stream, waits for a send under way to
+        // return. It returns at once (see EndOfStream), but its thread may not run at once on a busy machine.
+        const int InFlightSendGraceMs = 2000;
 
         readonly Socket socket;
         readonly double timeout;
         readonly Stopwatch clock = Stopwatch.StartNew();
         long halfClosedAtTicks = -1; // clock ticks when the sender half-closed; -1 while sending
+
+        // C-7: which side saw the end first. Guarded by gate.
+        readonly object gate = new object();
+        bool endRead;                    // the receiver has read end of stream
+        bool sending;                    // the sender is inside Socket.Send
+        SocketException brokenBySend;    // a send failed before endRead, or with a reset
 
         Client(Socket socket, double timeout)
         {
@@ -86,6 +101,8 @@ namespace UpperEcho
             }
             finally
             {
+                // Shutdown first: Mono's Close waits for a send blocked in another thread; this ends it.
+                try { socket.Shutdown(SocketShutdown.Both); } catch (Exception) { }
                 try { socket.Close(); } catch (Exception) { }
             }
             // Cli ends the process at once (Quirks.Exit): the sender may still be blocked reading stdin.
@@ -155,12 +172,14 @@ namespace UpperEcho
                     Stream stdin = Console.OpenStandardInput();
                     var buffer = new byte[Chunk];
                     int r;
-                    while ((r = stdin.Read(buffer, 0, buffer.Length)) > 0) SendBytes(buffer, r);
+                    while ((r = stdin.Read(buffer, 0, buffer.Length)) > 0)
+                        if (!SendBytes(buffer, r)) break;
                 }
             }
             catch (Exception)
             {
-                // C-7: the server closed or reset; the receiver decides the outcome.
+                // C-7: a failed send is recorded by SendBytes for the receiver, which decides the outcome;
+                // a failed stdin read ends the input like EOF.
             }
             finally
             {
@@ -169,20 +188,82 @@ namespace UpperEcho
             }
         }
 
-        void SendBytes(byte[] data, int count)
+        /// <summary>Send data[0, count); false when the receiver has read end of stream (C-7: stop sending).
+        /// A failed send is recorded, under gate, in the same step that says it is over, so the receiver
+        /// never sees "no send under way" without the failure; then its exception is thrown.</summary>
+        bool SendBytes(byte[] data, int count)
         {
             int offset = 0;
             while (offset < count)
             {
-                int n = socket.Send(data, offset, count - offset, SocketFlags.None);
-                if (n <= 0) throw new SocketException((int)SocketError.ConnectionAborted);
+                lock (gate)
+                {
+                    if (endRead) return false;
+                    sending = true;
+                }
+                int n = 0;
+                SocketException failure = null;
+                try
+                {
+                    n = socket.Send(data, offset, count - offset, SocketFlags.None);
+                    if (n <= 0) failure = new SocketException((int)SocketError.ConnectionAborted);
+                }
+                catch (SocketException e)
+                {
+                    failure = e;
+                }
+                finally
+                {
+                    lock (gate)
+                    {
+                        sending = false;
+                        // Before the receiver read end of stream, any failure breaks the connection (C-7). A reset
+                        // (ECONNRESET, not EPIPE) always does: after the server's FIN Linux reports EPIPE, so a
+                        // reset means the end of stream the receiver read was the reset's, not a FIN.
+                        if (failure != null && brokenBySend == null
+                            && (!endRead || failure.SocketErrorCode == SocketError.ConnectionReset))
+                            brokenBySend = failure;
+                        Monitor.PulseAll(gate);
+                    }
+                }
+                if (failure != null) throw failure;
                 offset += n;
             }
+            return true;
+        }
+
+        /// <summary>The receiver read end of stream: 0 when it was the server's orderly close, else 4 with the
+        /// error line. A reset the sender consumed first (its send failed) leaves the receiver only a plain
+        /// end of stream, so the sender's record decides. A send under way is ended by shutting our sending
+        /// side (C-7: the client stops sending): a blocked send then returns at once, with ECONNRESET when
+        /// a reset was pending and EPIPE otherwise, and the receiver waits for that return.</summary>
+        int EndOfStream()
+        {
+            SocketException broken;
+            lock (gate)
+            {
+                endRead = true;
+                if (sending)
+                {
+                    try { socket.Shutdown(SocketShutdown.Send); } catch (Exception) { }
+                }
+                var wait = Stopwatch.StartNew();
+                while (sending && brokenBySend == null)
+                {
+                    long left = InFlightSendGraceMs - wait.ElapsedMilliseconds;
+                    if (left <= 0) break;
+                    Monitor.Wait(gate, (int)left);
+                }
+                broken = brokenBySend;
+            }
+            if (broken == null) return ExitCode.Ok;
+            Out.Error("connection broke: " + Out.OneLine(broken.Message));
+            return ExitCode.ConnectionBroke;
         }
 
         double Seconds(long ticks) { return (double)ticks / Stopwatch.Frequency; }
 
-        /// <summary>Copy the socket to stdout until the server closes; return the exit code.</summary>
+        /// <summary>Copy the socket to stdout until the server closes; return the exit code (C-6, C-7).</summary>
         int ReceiveAll()
         {
             var buffer = new byte[Chunk];
@@ -228,7 +309,7 @@ namespace UpperEcho
                     Out.Error("connection broke: " + Out.OneLine(e.Message));
                     return ExitCode.ConnectionBroke;
                 }
-                if (r == 0) return ExitCode.Ok;
+                if (r == 0) return EndOfStream();
                 lastDataTicks = clock.ElapsedTicks;
                 Out.Write(buffer, r); // C-4: the server's bytes, unchanged, flushed; X-6: a failure is exit 1
             }
