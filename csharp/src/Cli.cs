@@ -476,14 +476,12 @@ namespace UpperEcho
             ms = 0;
             int dot = text.IndexOf('.');
             string whole = dot < 0 ? text : text.Substring(0, dot);
-            string fraction = dot < 0 ? "" : text.Substring(dot + 1);
-            long seconds, thousandths;
-            if (!TryParseInteger(whole, out seconds)) return false;
-            if (dot >= 0 && (fraction.Length < 1 || fraction.Length > 3 || !TryParseInteger(fraction, out thousandths)))
-                return false;
-            thousandths = 0;
-            for (int k = 0; k < 3; k++) thousandths = thousandths * 10 + (k < fraction.Length ? fraction[k] - '0' : 0);
-            ms = seconds > (long.MaxValue - 999) / 1000 ? long.MaxValue : seconds * 1000 + thousandths;
+            string decimals = dot < 0 ? "0" : text.Substring(dot + 1);
+            long seconds, fraction;
+            if (decimals.Length < 1 || decimals.Length > 3) return false;
+            if (!TryParseInteger(whole, out seconds) || !TryParseInteger(decimals, out fraction)) return false;
+            for (int k = decimals.Length; k < 3; k++) fraction *= 10; // "0.5" is 500 ms
+            ms = seconds > (long.MaxValue - 999) / 1000 ? long.MaxValue : seconds * 1000 + fraction;
             return true;
         }
 
