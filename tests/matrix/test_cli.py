@@ -204,6 +204,10 @@ def test_pinned_row(backend, implementation, dedicated_server, case) -> None:
     if case["exit"] == 2:
         assert_usage_error(result)
         return
+    if case["exit"] == 0:  # --help
+        assert (result.returncode, result.stderr) == (0, b""), (case["why"], result.returncode, result.stderr)
+        assert f"--{next(iter(COMMANDS[command]['options']))}".encode() in result.stdout, result.stdout
+        return
     assert result.returncode == case["exit"], (case["why"], result.returncode, result.stderr)
     assert result.stdout == b""
     assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
