@@ -171,7 +171,7 @@ namespace UpperEcho
     }
 
     /// <summary>A parsed command line: the raw value of each flag given (the last one counts), the argv
-    /// indices of the operands, and whether help was asked for. Values are checked when read.</summary>
+    /// indices of the operands, and whether help was asked for. Values are converted when read.</summary>
     sealed class ParsedArgs
     {
         readonly Command command;
@@ -392,38 +392,41 @@ namespace UpperEcho
             return Transform(new TransformOptions((int)p.Integer("--chunk-size")));
         }
 
-        /// <summary>argv[1..] against the command's table. Syntax errors are thrown here; values
-        /// are checked when read, so a malformed value given before the last of its flag is ignored.</summary>
+        /// <summary>argv[1..] against the command's table, left to right. A missing or malformed
+        /// value is an error at once; an unknown flag or operand only at the end, so that -h/--help
+        /// anywhere wins over it; -h/--help ends the parsing.</summary>
         static ParsedArgs Parse(Command command, string[] args)
         {
             var values = new Dictionary<string, string>();
             var operands = new List<int>();
-            bool help = false, onlyOperands = false;
+            bool onlyOperands = false;
+            UsageException unrecognized = null;
             for (int i = 1; i < args.Length; i++)
             {
                 string a = args[i];
                 if (onlyOperands || !LooksLikeFlag(a))
                 {
-                    if (!command.TakesOperands) throw new UsageException("unrecognized arguments: " + a);
-                    operands.Add(i);
+                    if (command.TakesOperands) operands.Add(i);
+                    else unrecognized = unrecognized ?? new UsageException("unrecognized arguments: " + a);
                     continue;
                 }
                 if (a == "--")
                 {
                     // only where operands may follow.
-                    if (!command.TakesOperands) throw new UsageException("unrecognized arguments: -- (" + command.Name + " takes no operands)");
-                    onlyOperands = true;
+                    if (command.TakesOperands) onlyOperands = true;
+                    else unrecognized = unrecognized ?? new UsageException("unrecognized arguments: -- (" + command.Name + " takes no operands)");
                     continue;
                 }
                 if (a == "-h" || a == "--help")
-                {
-                    help = true;
-                    continue;
-                }
+                    return new ParsedArgs(command, values, operands.ToArray(), true);
                 int eq = a.IndexOf('=');
                 string flag = a.StartsWith("--", StringComparison.Ordinal) && eq > 0 ? a.Substring(0, eq) : a;
                 Option option = command.Find(flag); // exact names only: no abbreviations
-                if (option == null) throw new UsageException("unrecognized arguments: " + a);
+                if (option == null)
+                {
+                    unrecognized = unrecognized ?? new UsageException("unrecognized arguments: " + a);
+                    continue;
+                }
                 string value;
                 if (flag.Length < a.Length)
                 {
@@ -436,9 +439,20 @@ namespace UpperEcho
                     value = args[++i];
                 }
                 if (value.Length == 0) throw new UsageException("argument " + flag + ": expected a value, got an empty one");
-                values[flag] = value; // given twice, the last one counts
+                Check(command, option, value); // every occurrence is checked ...
+                values[flag] = value; // ... and the last one counts
             }
-            return new ParsedArgs(command, values, operands.ToArray(), help);
+            if (unrecognized != null) throw unrecognized;
+            return new ParsedArgs(command, values, operands.ToArray(), false);
+        }
+
+        /// <summary>Throws the usage error of a malformed or out-of-range value, as reading it would.</summary>
+        static void Check(Command command, Option option, string value)
+        {
+            var one = new ParsedArgs(command, new Dictionary<string, string> { { option.Flag, value } }, new int[0], false);
+            if (option.Type == ValueType.Host) one.Host(option.Flag);
+            else if (option.Type == ValueType.Integer) one.Integer(option.Flag);
+            else one.Milliseconds(option.Flag);
         }
 
         /// <summary>A flag, `--`, or `-h`: starts with '-' and is not "-" alone or a negative number
