@@ -6,9 +6,9 @@ import pytest
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    from harness.plugins import fuzz, reporting, session  # plugins with options: here, where options always work
+    from harness.plugins import fuzz, repeat, reporting, session  # plugins with options: here, where they always work
 
-    for plugin in (session, reporting, fuzz):
+    for plugin in (session, reporting, fuzz, repeat):
         pluginmanager.register(plugin, f"upper-echo-{plugin.__name__.rsplit('.', 1)[-1]}")
     parser.addoption(
         "--require-all",

@@ -13,7 +13,9 @@ import pytest
 
 from harness.backends import Backend, ServerHandle
 from harness.backends.local import LocalBackend
+from harness.plugins.repeat import repeats
 from harness.plugins.session import SESSION_ID, implementations
+from harness.proxy import CONDITIONS
 from harness.registry import Implementation
 from harness.vectors import load_vectors
 
@@ -40,8 +42,29 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             for values, label in combos
             for vector in VECTORS
         ]
-    if roles:
+    if "condition" in metafunc.fixturenames:  # the network conditions axis: java-client->[split-1]->csharp-server
+        roles.append("condition")
+        combos = [
+            (values + (name,), label.replace("->", f"->[{name}]->", 1))
+            for values, label in combos
+            for name in CONDITIONS
+        ]
+    if not roles:
+        return
+    counts = [
+        repeats(metafunc.config, timing="condition" in roles and CONDITIONS[values[-1]].timing) for values, _ in combos
+    ]
+    if all(count == 1 for count in counts):
         metafunc.parametrize(",".join(roles), [pytest.param(*values, id=label) for values, label in combos])
+        return
+    # Repeated cells (harness/plugins/repeat.py): each run its own item, id suffix -r{k}of{N}.
+    metafunc.fixturenames.append("repeat_index")
+    params = [
+        pytest.param(*values, k, id=label if count == 1 else f"{label}-r{k}of{count}")
+        for (values, label), count in zip(combos, counts, strict=True)
+        for k in range(1, count + 1)
+    ]
+    metafunc.parametrize(",".join([*roles, "repeat_index"]), params, indirect=["repeat_index"])
 
 
 @pytest.fixture(scope="session")
