@@ -18,8 +18,9 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-TRANSCRIPT_EVENTS_CAP = 400  # events kept per transcript (the first ones: where a failure starts)
-EVENT_BYTES_CAP = 64  # bytes of each data event kept as hex
+EARLY_CLOSE_AFTER = 10240  # upload bytes the server gets before its side ends (early-close)
+TRANSCRIPT_BYTES_CAP = 4 * 1024 * 1024  # data kept per transcript (the first: where a failure starts)
+TRANSCRIPT_EVENTS_CAP = 50_000
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ CONDITIONS = {
             ("C-7", "E-1"),
             True,
             "the server's side ends after 10240 upload bytes while the client sends: exit 0, stdout U(those bytes)",
-            cut_after=("to-server", 10240),
+            cut_after=("to-server", EARLY_CLOSE_AFTER),
             at_cut="close-upload",
         ),
         Condition(
@@ -94,6 +95,28 @@ CONDITIONS = {
 }
 
 
+def client_outcome_problems(condition: str, stdin: bytes, returncode: int, stdout: bytes, stderr: bytes) -> list[str]:
+    """What is wrong with a client's outcome under `condition`, by the clauses it cites; [] when right."""
+    from .oracle import expected_u  # the independent oracle (not an implementation under test)
+
+    expected = expected_u(stdin)
+    problems = []
+    one_error_line = stderr.startswith(b"error: ") and stderr.count(b"\n") == 1
+    if condition == "early-close":
+        expected = expected_u(stdin[:EARLY_CLOSE_AFTER])
+    if condition in ("clean", "split-1", "jitter", "slow-reader", "early-close"):
+        if returncode != 0 or stderr:
+            problems.append(f"exit {returncode} with stderr {stderr[:300]!r}; expected exit 0 and no stderr")
+        if stdout != expected:
+            problems.append(f"stdout ({len(stdout)} bytes) is not U(input) ({len(expected)} bytes)")
+    else:  # the resets and the stall
+        if returncode != 4 or not one_error_line:
+            problems.append(f"exit {returncode} with stderr {stderr[:300]!r}; expected exit 4 and one error line")
+        if not expected.startswith(stdout):
+            problems.append(f"stdout ({len(stdout)} bytes) is not a prefix of U(input)")
+    return problems
+
+
 @dataclass
 class Transcript:
     """Both legs of one proxied connection, in order: what the harness shows and replays."""
@@ -103,23 +126,32 @@ class Transcript:
     started: float = field(default_factory=time.monotonic)
     events: list[dict] = field(default_factory=list)
     dropped: int = 0
+    kept_bytes: int = 0
     server_port: int | None = None  # the proxy's own port on the server leg: how the server's log names it
+    stdin: bytes = b""  # what the client under test was given to send (set by the test) ...
+    client_args: list[str] = field(default_factory=list)  # ... and its flags beyond --host and --port
 
     def add(self, leg: str, direction: str, kind: str, by: str, data: bytes = b"") -> None:
-        if len(self.events) >= TRANSCRIPT_EVENTS_CAP:
+        """One event: on `leg` ("client" or "server"), travelling `direction`, `kind` data/fin/rst, done by
+        "client", "server" or "proxy"."""
+        if len(self.events) >= TRANSCRIPT_EVENTS_CAP or self.kept_bytes + len(data) > TRANSCRIPT_BYTES_CAP:
             self.dropped += 1
             return
         event = {"t": round(time.monotonic() - self.started, 6), "leg": leg, "dir": direction, "kind": kind, "by": by}
         if kind == "data":
-            event["size"] = len(data)
-            event["hex"] = data[:EVENT_BYTES_CAP].hex()
+            event["hex"] = data.hex()
+            self.kept_bytes += len(data)
         self.events.append(event)
 
     def as_dict(self) -> dict:
+        """The JSON form that the reports carry and harness/replay.py reads."""
         return {
+            "format": "upper-echo-transcript/1",
             "condition": self.condition,
             "seed": self.seed,
             "server_port": self.server_port,
+            "stdin_hex": self.stdin.hex(),
+            "client_args": self.client_args,
             "events": self.events,
             "dropped": self.dropped,
         }
