@@ -15,6 +15,7 @@ it does not, 2 on a usage error.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import socket
@@ -31,9 +32,15 @@ from .proxy import client_outcome_problems
 from .registry import load_registry
 
 
+def read_json(path: Path) -> dict:
+    """A JSON file, gzip-compressed when its name ends in .gz (committed transcripts are)."""
+    with gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8") as file:
+        return json.load(file)
+
+
 def load_transcript(path: Path, cell: str | None) -> dict:
     """A transcript file, or the transcript of one cell of a results.json (harness/plugins/reporting.py)."""
-    document = json.loads(path.read_text(encoding="utf-8"))
+    document = read_json(path)
     if cell is None:
         if document.get("format") != "upper-echo-transcript/1":
             raise SystemExit(f"error: {path} is not a transcript; for a results.json, name the cell with --cell")
@@ -79,34 +86,49 @@ def drain(sock: socket.socket, into: bytearray) -> None:
         pass
 
 
+class PlayedPeer:
+    """A one-shot server that plays what the proxy did on a transcript's client leg, then holds the connection
+    open until the client under test is done: `with PlayedPeer(host, transcript) as peer:` run the client
+    against (host, peer.port)."""
+
+    def __init__(self, host: str, transcript: dict) -> None:
+        self.events = played(transcript, "client")
+        self.listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self.listener.bind((host, 0))
+        self.listener.listen(1)
+        self.client_done = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.listener.getsockname()[1]
+
+    def __enter__(self) -> PlayedPeer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.client_done.set()
+        self.listener.close()
+        self.thread.join(5)
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except OSError:
+            return  # the client never connected
+        threading.Thread(target=drain, args=(conn, bytearray()), daemon=True).start()
+        play(conn, self.events)
+        self.client_done.wait(120)  # nothing more was recorded on this leg: hold it as the proxy did
+        if conn.fileno() != -1:
+            conn.close()
+
+
 def replay_against_client(transcript: dict, command: list[str]) -> int:
     stdin = bytes.fromhex(transcript.get("stdin_hex", ""))
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        client_done = threading.Event()
-
-        def serve() -> None:
-            conn, _ = listener.accept()
-            threading.Thread(target=drain, args=(conn, bytearray()), daemon=True).start()
-            play(conn, played(transcript, "client"))
-            client_done.wait(120)  # nothing more was recorded on this leg: hold it as the proxy did
-            if conn.fileno() != -1:
-                conn.close()
-
-        server = threading.Thread(target=serve, daemon=True)
-        server.start()
-        port = str(listener.getsockname()[1])
-        try:
-            result = subprocess.run(
-                [*command, "client", "--host", "127.0.0.1", "--port", port],
-                input=stdin,
-                capture_output=True,
-                timeout=120,
-            )
-        finally:
-            client_done.set()
-            server.join(5)
+    with PlayedPeer("127.0.0.1", transcript) as peer:
+        argv = [*command, "client", "--host", "127.0.0.1", "--port", str(peer.port), *transcript.get("client_args", [])]
+        result = subprocess.run(argv, input=stdin, capture_output=True, timeout=120)
     problems = client_outcome_problems(transcript["condition"], stdin, result.returncode, result.stdout, result.stderr)
     print(f"client exit {result.returncode}; stdout {len(result.stdout)} bytes; stderr {result.stderr!r}")
     print("\n".join(f"problem: {problem}" for problem in problems) or f"as {transcript['condition']} expects")
