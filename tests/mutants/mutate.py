@@ -178,6 +178,93 @@ def exit0_on_reset() -> None:
     client.exchange = exchange
 
 
+@mutant
+def swallow_send_reset() -> None:
+    """The classic two-thread client: a sender thread that swallows send errors ("the receiver decides") and
+    a receiver that may then read a plain end of stream after a reset (C-6, C-7)."""
+    import os
+    import socket
+    import threading
+
+    def exchange(sock, timeout, outgoing, stdin, write):
+        def send_all() -> None:
+            try:
+                if outgoing is not None:
+                    sock.sendall(outgoing)
+                else:
+                    while data := os.read(stdin, client.CHUNK):
+                        sock.sendall(data)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the bug: a reset seen here is lost
+
+        sock.setblocking(True)
+        threading.Thread(target=send_all, daemon=True).start()
+        while True:
+            try:
+                data = sock.recv(client.CHUNK)
+            except OSError as failure:
+                raise client.ConnectionBroke(f"connection broke: {failure}") from None
+            if not data:
+                return
+            write(data)
+
+    client.exchange = exchange
+
+
+@mutant
+def lose_output_on_early_close() -> None:
+    """The client buffers what it receives until its own half-close; when the server closes first, the buffer is
+    lost (C-4, C-7)."""
+    original = client.exchange
+
+    class HalfCloseFlushes:
+        def __init__(self, sock, flush):
+            self.sock, self.flush = sock, flush
+
+        def __getattr__(self, name):
+            return getattr(self.sock, name)
+
+        def shutdown(self, how):
+            self.flush()
+            return self.sock.shutdown(how)
+
+    def exchange(sock, timeout, outgoing, stdin, write):
+        held: list[bytes] = []
+        state = {"direct": False}
+
+        def flush() -> None:
+            for data in held:
+                write(data)
+            held.clear()
+            state["direct"] = True
+
+        def buffered_write(data: bytes) -> None:
+            write(data) if state["direct"] else held.append(data)
+
+        original(HalfCloseFlushes(sock, flush), timeout, outgoing, stdin, buffered_write)
+
+    client.exchange = exchange
+
+
+@mutant
+def late_tail_raw() -> None:
+    """A held-back incomplete character is given up on when the rest of it comes more than a millisecond later:
+    the tail goes out unchanged and the rest is mapped on its own (D-1, D-2)."""
+    import time
+
+    original_feed = transducer.UppercaseTransducer.feed
+
+    def feed(self, data: bytes) -> bytes:
+        now = time.monotonic()
+        late = self.__dict__.get("last_feed", now) < now - 0.001
+        self.__dict__["last_feed"] = now
+        given_up = self.flush() if late else b""
+        return given_up + original_feed(self, data)
+
+    transducer.UppercaseTransducer.feed = feed
+
+
 if __name__ == "__main__":
     name, *arguments = sys.argv[1:]
     MUTANTS[name]()

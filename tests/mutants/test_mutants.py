@@ -1,11 +1,13 @@
 """Suite power: the matrix must catch every deliberately broken implementation of tests/mutants/mutants.toml.
 
-Each mutant runs in its own `pytest tests/matrix` subprocess with a registry of two entries (the mutant and the
-Python reference as its counterpart) and a uniform selection for its role: a server mutant as server (vectors
-from the Python client, raw-socket server conformance, differential fuzzing), a client mutant as client (fake
-servers, vectors against the Python server). A mutant is caught when a test fails against it; the run stops
-after MAXFAIL failures, which name the catching tests. Mutants mostly wait on sockets, so several run at once.
-With --report-dir, the score goes to DIR/mutation.json and into report.html and summary.md.
+Each mutant runs in its own `pytest tests/matrix` subprocesses with a registry of two entries (the mutant, and the
+Python reference as its counterpart). First a sanity selection: the mutant must build, start and (a server) serve
+the basic vectors, all passing, or it scores nothing. Then a uniform selection for its role: a server mutant as
+server (vectors from the Python client, raw-socket server conformance, differential fuzzing, network conditions),
+a client mutant as client (fake servers, vectors against the Python server, network conditions, replays). A mutant
+is caught when a test of that selection fails; the run stops after MAXFAIL failures, which name the catching
+tests. Mutants mostly wait on sockets, so several run at once. With --report-dir, the score goes to
+DIR/mutation.json and into report.html and summary.md.
 """
 
 from __future__ import annotations
@@ -23,61 +25,70 @@ from pathlib import Path
 
 import pytest
 
+from harness.registry import load_registry
+
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]
-MUTANTS = tomllib.loads((HERE / "mutants.toml").read_text(encoding="utf-8"))
+MUTANTS = tomllib.loads((HERE / "mutants.toml").read_text(encoding="utf-8"))  # the catalogue, not a registry
 COUNTERPART = "python"
 MAXFAIL = 3
 TIMEOUT = 420  # seconds per mutant; a run that hangs past it is reported, not counted as caught
 JOBS = int(os.environ.get("UPPER_ECHO_MUTANT_JOBS", "4"))
-SELECTION = {  # role -> (test files, -k expression); {m} is the mutant's name
+# role -> (test files, -k expression); {m} is the mutant's name. A mutant must first pass SANITY (it builds,
+# starts, and a server serves the basic vectors), so that one that merely crashes scores nothing.
+SANITY = {
     "server": (
-        ["tests/matrix/test_vectors.py", "tests/matrix/test_server.py", "tests/matrix/test_fuzz.py"],
+        ["tests/matrix/test_contract.py", "tests/matrix/test_vectors.py"],
+        "{m} and not {m}-client and (test_folder or test_server_alone and (hello-world or many-lines))",
+    ),
+    "client": (
+        ["tests/matrix/test_cli.py", "tests/matrix/test_client.py"],
+        "{m} and (test_help_goes_to_stdout or test_connection_refused)",
+    ),
+}
+SELECTION = {
+    "server": (
+        [
+            "tests/matrix/test_vectors.py",
+            "tests/matrix/test_server.py",
+            "tests/matrix/test_fuzz.py",
+            "tests/matrix/test_conditions.py",
+        ],
         "{m}-server and not {m}-client and not 256_mib",
     ),
-    "client": (["tests/matrix/test_client.py", "tests/matrix/test_vectors.py"], "{m}-client and not {m}-server"),
+    "client": (
+        [
+            "tests/matrix/test_client.py",
+            "tests/matrix/test_vectors.py",
+            "tests/matrix/test_conditions.py",
+            "tests/matrix/test_replays.py",
+        ],
+        "{m}-client and not {m}-server",
+    ),
 }
 SCORE_KEY = pytest.StashKey[dict]()
 
 
-def toml_entry(name: str, entry: dict, folder: Path) -> str:
-    lines = [f"[{name}]", f"folder = {json.dumps(str(folder))}"]
-    lines += [f"{key} = {json.dumps(entry[key])}" for key in ("needs", "image", "service") if key in entry]
-    return "\n".join(lines) + "\n"
-
-
-def run_mutant(name: str, work: Path) -> dict:
-    entry = MUTANTS[name]
-    reference = tomllib.loads((REPO / "implementations.toml").read_text(encoding="utf-8"))[COUNTERPART]
-    registry = work / f"{name}.toml"
-    registry.write_text(
-        toml_entry(COUNTERPART, reference, REPO / reference["folder"])
-        + toml_entry(name, entry, HERE / entry["folder"]),
-        encoding="utf-8",
+def registry_text(name: str, entry: dict) -> str:
+    """A registry of two: the mutant, and the reference (harness.registry's entry) as its counterpart."""
+    reference = load_registry()[COUNTERPART]
+    return (
+        f"[{COUNTERPART}]\nfolder = {json.dumps(str(reference.folder))}\nneeds = {json.dumps(list(reference.needs))}\n"
+        f"[{name}]\nfolder = {json.dumps(str(HERE / entry['folder']))}\nneeds = {json.dumps(entry['needs'])}\n"
+        f"role = {json.dumps(entry['role'])}\n"
     )
-    files, keyword = SELECTION[entry["role"]]
-    report_dir = work / name
+
+
+def run_selection(registry: Path, files: list[str], keyword: str, report_dir: Path, log: Path) -> tuple[list, bool]:
+    """`pytest FILES -k KEYWORD` on the registry: (its test records, whether it hung past TIMEOUT)."""
     command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        *files,
-        "--registry",
-        str(registry),
-        "-k",
-        keyword.format(m=name),
-        f"--maxfail={MAXFAIL}",
-        "--report-dir",
-        str(report_dir),
-        "-n",
-        "0",
-        "-p",
-        "no:cacheprovider",
-        "-q",
+        *(sys.executable, "-m", "pytest", *files, "--registry", str(registry), "-k", keyword),
+        *(f"--maxfail={MAXFAIL}", "--report-dir", str(report_dir), "-n", "0", "-p", "no:cacheprovider", "-q"),
     ]
-    started = time.monotonic()
-    with open(work / f"{name}.log", "wb") as log:
-        process = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    with open(log, "wb") as output:
+        output.write(f"$ {' '.join(command)}\n".encode())
+        output.flush()
+        process = subprocess.Popen(command, cwd=REPO, stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             process.wait(TIMEOUT)
             timed_out = False
@@ -87,18 +98,35 @@ def run_mutant(name: str, work: Path) -> dict:
             timed_out = True
     results_file = report_dir / "results.json"
     tests = json.loads(results_file.read_text(encoding="utf-8"))["tests"] if results_file.exists() else []
+    return tests, timed_out
+
+
+def run_mutant(name: str, work: Path) -> dict:
+    entry = MUTANTS[name]
+    registry = work / f"{name}.toml"
+    registry.write_text(registry_text(name, entry), encoding="utf-8")
+    started = time.monotonic()
+    files, keyword = SANITY[entry["role"]]
+    sane_tests, sanity_hung = run_selection(
+        registry, files, keyword.format(m=name), work / f"{name}-sanity", work / f"{name}-sanity.log"
+    )
+    sane = bool(sane_tests) and not sanity_hung and all(t["outcome"] == "passed" for t in sane_tests)
+    tests, timed_out = [], False
+    if sane:
+        files, keyword = SELECTION[entry["role"]]
+        tests, timed_out = run_selection(registry, files, keyword.format(m=name), work / name, work / f"{name}.log")
     return {
         "name": name,
         "role": entry["role"],
         "breaks": entry["breaks"],
-        "caught": any(t["outcome"] == "failed" for t in tests),
+        "sane": sane,
+        "caught": sane and any(t["outcome"] == "failed" for t in tests),
         "caught_by": [t["nodeid"].split("::", 1)[1] for t in tests if t["outcome"] == "failed"],
         "errors": [t["nodeid"] for t in tests if t["outcome"] == "error"],
         "ran": len(tests),
         "seconds": round(time.monotonic() - started, 1),
         "timed_out": timed_out,
-        "command": " ".join(command),
-        "log": str(work / f"{name}.log"),
+        "log": str(work / (f"{name}.log" if sane else f"{name}-sanity.log")),
     }
 
 
@@ -127,18 +155,19 @@ def mutation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
 def test_mutant_is_caught(mutation, name: str) -> None:
     run = mutation[name]
     log_tail = Path(run["log"]).read_text(errors="replace")[-3000:]
+    assert run["sane"], f"{name}: failed its sanity selection (it must build, start and serve the basics)\n{log_tail}"
     assert not run["timed_out"], f"{name}: the matrix run hung past {TIMEOUT} s\n{log_tail}"
-    assert run["ran"], f"{name}: no test ran: {run['command']}\n{log_tail}"
+    assert run["ran"], f"{name}: no test ran\n{log_tail}"
     assert run["caught"], f"{name} SURVIVED ({run['breaks']}): {run['ran']} tests passed against it\n{log_tail}"
 
 
 def test_mutants_are_registered_only_in_their_own_registry() -> None:
-    main = tomllib.loads((REPO / "implementations.toml").read_text(encoding="utf-8"))
-    assert not set(main) & set(MUTANTS)
+    assert not set(load_registry()) & set(MUTANTS)
     sys.path.insert(0, str(HERE))
     from mutate import MUTANTS as PATCHES
 
     assert set(PATCHES) == set(MUTANTS), "mutate.py and mutants.toml must list the same mutants"
     for name, entry in MUTANTS.items():
+        assert set(entry) == {"folder", "needs", "role", "breaks"}, f"{name}: no other keys (no faked fields)"
         assert entry["role"] in SELECTION and entry["breaks"], name
         assert (HERE / entry["folder"] / "bin" / "upper-echo").exists(), name
