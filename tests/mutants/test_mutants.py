@@ -133,8 +133,10 @@ def run_mutant(name: str, work: Path) -> dict:
 @pytest.fixture(scope="session")
 def mutation(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict:
     work = tmp_path_factory.mktemp("mutants")
+    # only the mutants this run selected (`-k swallow`), all of them by default
+    selected = [item.callspec.params["name"] for item in request.session.items if hasattr(item, "callspec")]
     with ThreadPoolExecutor(JOBS) as pool:
-        runs = list(pool.map(lambda name: run_mutant(name, work), MUTANTS))
+        runs = list(pool.map(lambda name: run_mutant(name, work), selected))
     score = {
         "format": "upper-echo-mutation/1",
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
