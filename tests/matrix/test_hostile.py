@@ -108,7 +108,8 @@ def connect_or_fail(address: tuple[str, int], already: int) -> socket.socket:
     try:
         return connect(address, timeout=10)
     except OSError as error:
-        pytest.fail(f"connect failed with {already} connections open: {error!r} (a full backlog, S-12?)")
+        failure = f"connect failed with {already} connections open: {error!r} (a full backlog, S-12?)"
+    pytest.fail(failure)
 
 
 def served(address: tuple[str, int], within: float) -> bytes | None:
