@@ -12,6 +12,7 @@ from .base import (
     Completed,
     ServerDidNotStart,
     ServerHandle,
+    parse_cpu_seconds,
     parse_memory,
     parse_ready_line,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "Completed",
     "ServerDidNotStart",
     "ServerHandle",
+    "parse_cpu_seconds",
     "parse_memory",
     "parse_ready_line",
 ]

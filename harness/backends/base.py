@@ -37,6 +37,15 @@ def parse_ready_line(line: bytes, argv: list[str], stderr: bytes = b"") -> tuple
     return (match["v6"] or match["v4"]).decode(), int(match["port"])
 
 
+def parse_cpu_seconds(proc_stat: str, clock_ticks: int = 100) -> float:
+    """User plus system CPU time of a process, in seconds, from /proc/PID/stat (utime and stime, all threads).
+
+    The fields after the command name (which may hold spaces and parentheses) start at state (field 3);
+    utime and stime are fields 14 and 15, in clock ticks."""
+    fields = proc_stat[proc_stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / clock_ticks
+
+
 def parse_memory(proc_status: str) -> dict[str, int]:
     """VmRSS and VmHWM from /proc/PID/status, in KiB."""
     return {
@@ -72,6 +81,11 @@ class ServerHandle(Protocol):
     @property
     def address(self) -> tuple[str, int]: ...
 
+    @property
+    def ipv4_address(self) -> tuple[str, int]:
+        """Where an IPv4 client of this backend reaches a server listening on a wildcard (`0.0.0.0`, or `::`,
+        dual-stack: the peer is then IPv4-mapped, S-6); the server sees that client from `Backend.harness_host`."""
+
     def stderr(self) -> bytes:
         """Everything the server wrote to stderr so far (its log)."""
 
@@ -80,6 +94,9 @@ class ServerHandle(Protocol):
 
     def memory_kib(self) -> dict[str, int]:
         """VmRSS and VmHWM (peak RSS) of the server process, in KiB."""
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system, all threads) the server process has used so far, in seconds."""
 
     def process_name(self) -> str:
         """The server process's name (/proc/PID/comm): a shell there means bin/upper-echo did not exec."""
@@ -120,9 +137,10 @@ class Backend(Protocol):
         """Make the implementation runnable (bin/build, or its image); idempotent. Raises BuildFailed."""
 
     def start_server(
-        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None
+        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None, nofile: int | None = None
     ) -> ServerHandle:
         """Start `upper-echo server --port 0 ARGS` with BASE_ENV plus `env`; returns once it is ready.
+        `nofile`: its RLIMIT_NOFILE, soft and hard (so it cannot raise it), for descriptor exhaustion (S-10).
         Raises ServerDidNotStart. The caller kills it."""
 
     def shared_server(self, implementation: Implementation, turkish: bool) -> ServerHandle:

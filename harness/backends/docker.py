@@ -13,6 +13,7 @@ them. The controller removes everything labelled with the session id at the end,
 from __future__ import annotations
 
 import fcntl
+import os
 import socket
 import struct
 import threading
@@ -24,9 +25,19 @@ from docker.errors import APIError, NotFound
 
 from .. import REPO
 from ..registry import Implementation
-from .base import BASE_ENV, START_TIMEOUT, BuildFailed, Completed, ServerDidNotStart, parse_memory, parse_ready_line
+from .base import (
+    BASE_ENV,
+    START_TIMEOUT,
+    BuildFailed,
+    Completed,
+    ServerDidNotStart,
+    parse_cpu_seconds,
+    parse_memory,
+    parse_ready_line,
+)
 
 SESSION_LABEL = "upper-echo.session"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the engine's kernel is this machine's (see the module docstring)
 STDOUT, STDERR = 1, 2
 
 
@@ -74,6 +85,10 @@ class ServerContainer:
     def address(self) -> tuple[str, int]:
         return self.network_address, self.port
 
+    @property
+    def ipv4_address(self) -> tuple[str, int]:
+        return self.network_address, self.port
+
     def stderr(self) -> bytes:
         return self.container.logs(stdout=False, stderr=True)
 
@@ -86,6 +101,11 @@ class ServerContainer:
 
     def memory_kib(self) -> dict[str, int]:
         return parse_memory(self._read_file("/proc/1/status"))
+
+    def cpu_seconds(self) -> float:
+        """The server is the container's process 1 (bin/upper-echo execs, I-1); the exec that reads its stat
+        is another process, so its own CPU time is not counted. Clock ticks are the host kernel's (100)."""
+        return parse_cpu_seconds(self._read_file("/proc/1/stat"), CLOCK_TICKS)
 
     def process_name(self) -> str:
         return self._read_file("/proc/1/comm").strip()
@@ -175,11 +195,15 @@ class DockerBackend:
         env: dict[str, str] | None,
         name: str | None = None,
         entrypoint: list[str] | None = None,
+        nofile: int | None = None,
     ):
-        """Create (not start) a container on the session network."""
+        """Create (not start) a container on the session network; `nofile`: its RLIMIT_NOFILE, soft and hard."""
         api = self.docker.api
+        ulimits = None if nofile is None else [docker.types.Ulimit(name="nofile", soft=nofile, hard=nofile)]
         # the IPv6 loopback too, for servers told to listen on ::1 (N-1)
-        host_config = api.create_host_config(network_mode=self.network, sysctls={"net.ipv6.conf.lo.disable_ipv6": "0"})
+        host_config = api.create_host_config(
+            network_mode=self.network, sysctls={"net.ipv6.conf.lo.disable_ipv6": "0"}, ulimits=ulimits
+        )
         created = api.create_container(
             implementation.image,
             command,
@@ -194,12 +218,17 @@ class DockerBackend:
         return self.docker.containers.get(created["Id"])
 
     def start_server(
-        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None, name: str | None = None
+        self,
+        implementation: Implementation,
+        *args: str,
+        env: dict[str, str] | None = None,
+        nofile: int | None = None,
+        name: str | None = None,
     ) -> ServerContainer:
         host = [] if "--host" in args else ["--host", "0.0.0.0"]
         command = ["server", *host, "--port", "0", *args]
         try:
-            container = self._create(implementation, command, env, name=name)
+            container = self._create(implementation, command, env, name=name, nofile=nofile)
         except APIError as conflict:
             if name is None or conflict.status_code != 409:
                 raise

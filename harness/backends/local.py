@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import resource
 import signal
 import subprocess
 import tempfile
@@ -12,17 +13,29 @@ import threading
 from pathlib import Path
 
 from ..registry import Implementation
-from .base import BASE_ENV, START_TIMEOUT, BuildFailed, Completed, ServerDidNotStart, parse_memory, parse_ready_line
+from .base import (
+    BASE_ENV,
+    START_TIMEOUT,
+    BuildFailed,
+    Completed,
+    ServerDidNotStart,
+    parse_cpu_seconds,
+    parse_memory,
+    parse_ready_line,
+)
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class ServerProcess:
     """A running `upper-echo server`, its readiness line parsed (S-8): a base.ServerHandle."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, argv: list[str], env: dict[str, str], log_dir: Path, nofile: int | None = None) -> None:
         self.argv = argv
         self._stderr_file = tempfile.NamedTemporaryFile(dir=log_dir, prefix="server-", suffix=".stderr", delete=False)
+        limit = None if nofile is None else lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
         self.process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file, env=env
+            argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._stderr_file, env=env, preexec_fn=limit
         )
         self.ready_line = self._read_ready_line()
         try:
@@ -48,6 +61,10 @@ class ServerProcess:
         return host, self.port
 
     @property
+    def ipv4_address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
+
+    @property
     def pid(self) -> int:
         return self.process.pid
 
@@ -60,6 +77,9 @@ class ServerProcess:
     def memory_kib(self) -> dict[str, int]:
         """VmRSS and VmHWM (peak RSS) of the server process, in KiB."""
         return parse_memory(Path(f"/proc/{self.pid}/status").read_text())
+
+    def cpu_seconds(self) -> float:
+        return parse_cpu_seconds(Path(f"/proc/{self.pid}/stat").read_text(), CLOCK_TICKS)
 
     def process_name(self) -> str:
         return Path(f"/proc/{self.pid}/comm").read_text().strip()
@@ -126,10 +146,10 @@ class LocalBackend:
         return {**os.environ, **BASE_ENV, **(extra or {})}
 
     def start_server(
-        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None
+        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None, nofile: int | None = None
     ) -> ServerProcess:
         argv = [*implementation.command, "server", "--port", "0", *args]
-        return ServerProcess(argv, self.environment(env), self.work_dir)
+        return ServerProcess(argv, self.environment(env), self.work_dir, nofile)
 
     def shared_server(self, implementation: Implementation, turkish: bool) -> ServerProcess:
         """A default server for the session; local processes are per worker."""
