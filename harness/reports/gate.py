@@ -88,7 +88,9 @@ def classify(old: str | None, new: str | None) -> str:
 def _short(fingerprint: str | None) -> str:
     if not fingerprint:
         return "(none)"
-    return f"uncommitted {fingerprint[6:18]}" if fingerprint.startswith("dirty:") else fingerprint[:12]
+    if fingerprint.startswith("dirty:"):
+        return f"uncommitted {fingerprint[6:18]}"
+    return fingerprint.removeprefix("sha256:")[:12]
 
 
 def blame(cell: dict, old_provenance: dict | None, new_provenance: dict | None) -> list[str]:
