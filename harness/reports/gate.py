@@ -182,13 +182,15 @@ def diff(baseline: dict, results: dict, baseline_path: str = "") -> dict:
 
 
 def history_record(results: dict) -> dict:
-    """The compact record of one run: its time, status and every cell's strip code (`~3/20` for flaky)."""
-    codes = {}
+    """The compact record of one run: its time, status and every cell's strip code (`~3/20` for flaky),
+    grouped by test function (`{"file::test": {"param-id": "p"}}`) so the long prefix is written once."""
+    codes: dict[str, dict[str, str]] = {}
     for cell in cells_of(results):
         code = STRIP_CODES.get(status(cell), "f")
         if code in ("~", "k") and cell.get("runs", 1) > 1:
             code += f"{cell['failures']}/{cell['runs']}"
-        codes[cell["cell"]] = code
+        function, _, param = cell["cell"].partition("[")
+        codes.setdefault(function, {})[param[:-1] if param else ""] = code
     provenance = results.get("provenance") or {}
     return {
         "format": HISTORY_FORMAT,
@@ -221,6 +223,11 @@ def load_history(folder: Path, window: int = HISTORY_WINDOW) -> list[dict]:
         except (OSError, ValueError):
             continue
         if isinstance(record, dict) and record.get("format") == HISTORY_FORMAT:
+            record["cells"] = {
+                f"{function}[{param}]" if param else function: code
+                for function, params in record.get("cells", {}).items()
+                for param, code in params.items()
+            }
             records.append((record.get("created", ""), path.name, record))
     records.sort(key=lambda item: (item[0], item[1]))
     return [record for _, _, record in records[-window:]] if window > 0 else []
