@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import re
 import shlex
 import socket
 import time
@@ -32,7 +33,7 @@ import pytest
 from .. import REPO
 from ..bytes_diff import first_difference
 from ..reports import provenance
-from ..reports.cells import condition_of, group_cells, repeat_of
+from ..reports.cells import cell_id, condition_of, group_cells, repeat_of
 from ..reports.gate import HISTORY_WINDOW, finalize
 from ..reports.junit import write_junit
 from ..reports.known_failures import LEDGER, Ledger, LedgerError, load_ledger
@@ -46,6 +47,7 @@ MESSAGE_CAP = 6000
 TERMINAL_FAILURES = 40
 TRANSCRIPT_EVENTS = 400  # events kept of one transcript: the first 300 and the last 100
 TRANSCRIPT_HEX = 512  # hex digits kept of one data event (256 bytes)
+TRANSCRIPTS_PER_CELL = 3  # failing repeats of one cell whose transcripts are kept (all with --keep-transcripts)
 LEDGER_KEY = pytest.StashKey[Ledger]()
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
 RESULTS_KEY = pytest.StashKey[dict]()
@@ -447,6 +449,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 def build_results(collector: Collector, session: pytest.Session, problems: list[str]) -> dict:
     records = sorted(collector.records.values(), key=lambda r: r["nodeid"])
+    if not session.config.getoption("--keep-transcripts"):
+        kept: dict[str, int] = defaultdict(int)
+        for record in records:
+            if "transcript" in record:
+                kept[cell_id(record["nodeid"])] += 1
+                if kept[cell_id(record["nodeid"])] > TRANSCRIPTS_PER_CELL:
+                    record["transcript"] = {"events": record["transcript"]["events"], "kept": [], "dropped": True}
     counts = defaultdict(int)
     for record in records:
         counts[record["outcome"]] += 1
@@ -488,8 +497,29 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     if results is None or not any(r["nodeid"].startswith("tests/matrix/") for r in results["tests"]):
         return
     terminalreporter.section("upper-echo matrix")
+    writer = terminalreporter._tw
     for line in terminal_lines(results, TERMINAL_FAILURES):
-        terminalreporter.write_line(line)
+        terminalreporter.write_line(coloured(line, writer) if writer.hasmarkup else line)
     report_dir = config.getoption("--report-dir")
     if report_dir is not None:
         terminalreporter.write_line(f"reports: {report_dir}/report.html, summary.md, results.json, junit.xml")
+
+
+_FRACTION = re.compile(r"(?<![\w/~])(~?)(\d+)/(\d+)(?![\w/])")
+_WORDS = re.compile(r"\b(NEWLY FAILING|NEWLY FLAKY|NEWLY PASSING|FAILED|FAIL|ERROR|FLAKY)\b")
+_WORD_COLOUR = {"NEWLY PASSING": "green"}
+
+
+def coloured(line: str, writer) -> str:
+    """The terminal table with flaky k/N in purple, failures in red, all-passed repeats in green."""
+
+    def fraction(match: re.Match) -> str:
+        failed, runs = int(match[2]), int(match[3])
+        colour = "purple" if match[1] or 0 < failed < runs else ("red" if failed else "green")
+        return writer.markup(match[0], **{colour: True, "bold": colour != "green"})
+
+    def word(match: re.Match) -> str:
+        colour = _WORD_COLOUR.get(match[1], "purple" if "FLAKY" in match[1] else "red")
+        return writer.markup(match[0], **{colour: True, "bold": True})
+
+    return _WORDS.sub(word, _FRACTION.sub(fraction, line))

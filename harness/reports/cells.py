@@ -91,3 +91,16 @@ def make_cell(cell: str, records: list[dict]) -> dict:
     if failing is not None and failing.get("transcript"):
         out["transcript_of"] = failing["nodeid"]
     return out
+
+
+def condition_grids(cells: list[dict]) -> dict[str, dict[str, dict[str, list[dict]]]]:
+    """One clients x servers grid per condition, for results.json:
+    {condition: {client: {server: [{"cell", "outcome", "failures", "runs"}]}}}."""
+    grids: dict[str, dict[str, dict[str, list[dict]]]] = {}
+    for cell in cells:
+        if cell.get("condition") and cell.get("client") and cell.get("server"):
+            box = grids.setdefault(cell["condition"], {}).setdefault(cell["client"], {})
+            box.setdefault(cell["server"], []).append(
+                {key: cell[key] for key in ("cell", "outcome", "failures", "runs")}
+            )
+    return {condition: grids[condition] for condition in sorted(grids)}

@@ -18,7 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from .cells import ROLES, cell_id, describe, group_cells, status
+from .cells import ROLES, cell_id, condition_grids, describe, group_cells, status
 from .known_failures import KnownFailure
 
 RESULTS_FORMAT = "upper-echo-results/"
@@ -312,6 +312,9 @@ def finalize(
     """Add cells, the baseline diff and the history view to `results` (in place); append the history record.
     True when the gate fails on its own account: a newly failing or newly flaky cell the ledger does not list."""
     results["cells"] = group_cells(results.get("tests", []))
+    grids = condition_grids(results["cells"])
+    if grids:
+        results["conditions"] = grids
     gate_failed = False
     if baseline is not None:
         document, where = load_baseline(baseline)

@@ -187,6 +187,10 @@ def test_one_grid_per_condition_in_every_report() -> None:
     markdown = render_markdown(data)
     assert "Condition `split-1`" in markdown and "🟪 1/5" in markdown
     assert "flaky 1/5" in markdown
+    finalize(data)  # results.json: one grid per condition too
+    [box] = data["conditions"]["split-1"]["java"]["csharp"]
+    assert (box["outcome"], box["failures"], box["runs"]) == ("flaky", 1, 5)
+    assert sorted(data["conditions"]) == ["jitter", "reset-client-sending", "split-1"]
 
 
 def test_transcripts_are_capped() -> None:
