@@ -115,6 +115,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    baseline = config.getoption("--baseline")
+    if baseline is not None and not baseline.exists():
+        raise pytest.UsageError(f"--baseline {baseline}: no such file or folder")
     if config.getoption("--shard"):
         try:
             parse_shard(config.getoption("--shard"))
@@ -431,7 +434,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             history=config.getoption("--history"),
             window=config.getoption("--history-window"),
             fail_on_new=not config.getoption("--no-fail-on-new"),
-            write_history=not sharded,
+            # shards: the merge writes the one record; an interrupted run is no record of the cells
+            write_history=not sharded and session.exitstatus != pytest.ExitCode.INTERRUPTED,
         )
     except (OSError, ValueError) as error:
         raise pytest.UsageError(f"--baseline/--history: {error}") from None
