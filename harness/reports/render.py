@@ -32,7 +32,8 @@ th{background:#f6f8fa} th.row{text-align:right}
 td.pass{background:#2da44e;color:#fff} td.fail{background:#cf222e;color:#fff;font-weight:bold}
 td.known{background:#bf8700;color:#fff} td.skip{background:#afb8c1} td.none{background:#fff;color:#8c959f}
 td.flaky{background:#8250df;color:#fff;font-weight:bold} .s-flaky{background:#fbefff}
-.strip{white-space:nowrap;text-align:left} .strip i{display:inline-block;width:10px;height:10px;margin-right:2px;
+.strip{white-space:nowrap;text-align:left;line-height:10px;margin-top:3px} td .strip i{border:1px solid #fff}
+.strip i{display:inline-block;width:10px;height:10px;margin-right:2px;
 border-radius:2px} i.q-p{background:#2da44e} i.q-f{background:#cf222e} i.q-x{background:#8250df}
 i.q-k{background:#bf8700} i.q-s{background:#afb8c1} i.q-n{background:#fff;border:1px solid #d0d7de;width:8px;height:8px}
 .diff td,.diff th,.timeline td,.timeline th{text-align:left;vertical-align:top}
@@ -278,6 +279,7 @@ def html_grid(
     row_suffix: str,
     column_suffix: str,
     anchors: dict[tuple[str, str], str] | None = None,
+    history: dict | None = None,
 ) -> str:
     out = [f"<table class=grid><caption>{e(title)}</caption><tr><th>client \\ server</th>"]
     out += [f"<th>{e(column + column_suffix)}</th>" for column in columns]
@@ -291,6 +293,8 @@ def html_grid(
             if anchor:
                 text = f"<a href='#{anchor}'>{text}</a>"
             tip = ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+            if history and counts.cells:
+                text += f"<div class=strip>{strip_html(box_strip(counts.cells, history), history['runs'])}</div>"
             out.append(f"<td class={cell_class(counts)} title='{e(tip)}'>{text}</td>")
         out.append("</tr>")
     out.append("</table>")
@@ -435,6 +439,22 @@ def diff_html(diff: dict) -> str:
     return "".join(out)
 
 
+WORST = "fx~kps."  # a box's square per run: its worst cell's code in that run
+
+
+def box_strip(cells: list[dict], history: dict) -> list[str]:
+    """One code per run of the history window for a grid box: its worst cell's (cells not in `strips` passed
+    in every run they were in; '.': no cell of the box ran)."""
+    strips = history["strips"]
+    codes = []
+    for index in range(history["window"]):
+        present = [strips[c["cell"]][index] for c in cells if c["cell"] in strips]
+        if len(present) < len(cells):
+            present.append("p")
+        codes.append(min(present, key=lambda code: WORST.index(code[:1]) if code[:1] in WORST else 0))
+    return codes
+
+
 STRIP_CLASS = {"p": "q-p", "f": "q-f", "~": "q-x", "k": "q-k", "s": "q-s", ".": "q-n"}
 STRIP_WORD = {"p": "passed", "f": "failed", "~": "flaky", "k": "known failure", "s": "skipped", ".": "not run"}
 
@@ -564,6 +584,7 @@ def render_html(results: dict, mutation: dict | None = None) -> str:
                 "-client",
                 "-server",
                 anchors,
+                results.get("history"),
             )
         )
     for condition in conditions(all_cells):
@@ -578,7 +599,8 @@ def render_html(results: dict, mutation: dict | None = None) -> str:
             for r in reversed(bad)
             if r.get("condition") == condition and r.get("client") and r.get("server")
         }
-        out.append(f"<div>{html_grid(condition, c, s, g, '-client', '-server', condition_anchors)}</div>")
+        grid = html_grid(condition, c, s, g, "-client", "-server", condition_anchors, results.get("history"))
+        out.append(f"<div>{grid}</div>")
     if conditions(all_cells):
         out.append("</div>")
     roles = role_table(all_cells)

@@ -329,6 +329,7 @@ def test_history_strips_and_ledger_proposals(tmp_path) -> None:
     assert [r["test"] for r in view["proposals"]["remove"]] == [f"{PAIR}[java-client->java-server[l]]"]
     page = render_html(current)
     assert page.count("<i class=q-f") >= 5 and "75%" in page and "[[failure]]" in page
+    assert "<div class=strip>" in page  # every grid box has its strip too
     assert "Proposed ledger changes" in render_markdown(current)
     assert view == history_view(load_history(tmp_path, 4), current)  # a pure function of the folder
 
