@@ -40,6 +40,7 @@ class Implementation:
     service: str | None = None
     host_port: int | None = None
     turkish_env: dict[str, str] = field(default_factory=dict, hash=False)
+    version_command: tuple[str, ...] = ()
 
     @property
     def is_client(self) -> bool:
@@ -94,6 +95,7 @@ KEYS = {
     "service": (_string, "a compose service name"),
     "host_port": (_port, "a TCP port number (1-65535)"),
     "turkish_env": (_environment, "a table of environment variables (strings)"),
+    "version_command": (_strings, "a command (list of strings) that prints the runtime's version"),
 }
 REQUIRED = ("folder",)
 
@@ -133,6 +135,7 @@ def parse_registry(text: str, path: Path) -> dict[str, Implementation]:
             service=entry.get("service"),
             host_port=entry.get("host_port"),
             turkish_env=dict(entry.get("turkish_env", {})),
+            version_command=tuple(entry.get("version_command", ())),
         )
     return found
 
@@ -174,6 +177,7 @@ def as_json(implementation: Implementation) -> dict:
         "service": implementation.service,
         "host_port": implementation.host_port,
         "turkish_env": implementation.turkish_env,
+        "version_command": list(implementation.version_command),
     }
 
 

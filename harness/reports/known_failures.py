@@ -3,7 +3,9 @@
 A listed failure does not fail the run (it is reported as a known failure, pytest's xfail). A listed test that
 passes fails (the entry is stale: remove it), an entry past its expiry date fails the run, and so does an entry
 that matches no test of a run that had the entry's test file in scope and was not narrowed by -k, -m or
---deselect. The ledger starts empty and should stay empty for the reference implementations.
+--deselect. A repeated test is listed by its cell id (the node id without `-r{k}of{N}`): its failing repeats are
+known failures, its passing ones pass, and the entry is stale when all repeats pass. The ledger starts empty
+and should stay empty for the reference implementations.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import REPO
+from .cells import cell_id
 
 LEDGER = REPO / "tests" / "matrix" / "known_failures.toml"  # data the test authors edit, beside the tests
 FIELDS = {"test", "reason", "link", "expires"}
@@ -37,6 +40,11 @@ class KnownFailure:
 
     def matches(self, nodeid: str) -> bool:
         return self.pattern.match(nodeid) is not None
+
+    def matches_cell(self, nodeid: str) -> bool:
+        """The node id, or its cell (a repeated test's node id without `-r{k}of{N}`: a flaky cell is listed
+        once, by its cell id)."""
+        return self.matches(nodeid) or self.matches(cell_id(nodeid))
 
     @property
     def file(self) -> str:
@@ -87,7 +95,7 @@ class Ledger:
         self.today = today or datetime.date.today()
 
     def match(self, nodeid: str) -> KnownFailure | None:
-        return next((entry for entry in self.entries if entry.matches(nodeid)), None)
+        return next((entry for entry in self.entries if entry.matches_cell(nodeid)), None)
 
     def expired(self) -> list[KnownFailure]:
         return [entry for entry in self.entries if entry.expired(self.today)]
@@ -101,6 +109,6 @@ class Ledger:
         if not narrowed:
             files = {nodeid.split("::", 1)[0] for nodeid in nodeids}
             for entry in self.entries:
-                if entry.file in files and not any(entry.matches(nodeid) for nodeid in nodeids):
+                if entry.file in files and not any(entry.matches_cell(nodeid) for nodeid in nodeids):
                     found.append(f"matches no test: {entry.test} ({entry.reason}; {entry.link})")
         return found

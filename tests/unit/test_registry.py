@@ -65,6 +65,7 @@ def test_apt_packages_reads_every_stage(tmp_path: Path) -> None:
         ('folder = "python"\nhost_port = true', "key 'host_port' must be a TCP port number"),
         ('folder = "python"\nrole = "peer"', "key 'role' must be one of 'client', 'server', 'both'"),
         ('folder = "python"\nturkish_env = { A = 1 }', "key 'turkish_env' must be a table"),
+        ('folder = "python"\nversion_command = "python3 -V"', "key 'version_command' must be a command"),
     ],
     ids=[
         "no-folder",
@@ -74,6 +75,7 @@ def test_apt_packages_reads_every_stage(tmp_path: Path) -> None:
         "port-a-bool",
         "unknown-role",
         "env-not-text",
+        "version-command-a-string",
     ],
 )
 def test_a_bad_entry_names_the_file_the_entry_and_the_key(entry: str, complaint: str) -> None:
