@@ -45,8 +45,6 @@ WINDOW = 128
 STDERR_CAP = 2048  # the last bytes of each side's stderr
 MESSAGE_CAP = 6000
 TERMINAL_FAILURES = 40
-TRANSCRIPT_EVENTS = 400  # events kept of one transcript: the first 300 and the last 100
-TRANSCRIPT_HEX = 512  # hex digits kept of one data event (256 bytes)
 TRANSCRIPTS_PER_CELL = 3  # failing repeats of one cell whose transcripts are kept (all with --keep-transcripts)
 LEDGER_KEY = pytest.StashKey[Ledger]()
 COLLECTOR_KEY = pytest.StashKey["Collector"]()
@@ -174,26 +172,6 @@ def _properties(item) -> list:
     return [p for p in getattr(item, "user_properties", []) if isinstance(p, tuple) and len(p) == 2]
 
 
-def cap_transcript(events: list) -> dict:
-    """A transcript for results.json: at most TRANSCRIPT_EVENTS events, each data event's hex capped."""
-    events = [event for event in events if isinstance(event, dict)]
-    kept = events
-    if len(events) > TRANSCRIPT_EVENTS:
-        head, tail_ = TRANSCRIPT_EVENTS * 3 // 4, TRANSCRIPT_EVENTS // 4
-        omitted = {"kind": "omitted", "count": len(events) - head - tail_}
-        kept = [*events[:head], omitted, *events[-tail_:]]
-    out = []
-    for event in kept:
-        event = dict(event)
-        text = str(event.get("hex", ""))
-        if len(text.replace(" ", "")) > TRANSCRIPT_HEX:
-            event["bytes"] = len(text.replace(" ", "")) // 2
-            event["hex"] = text.replace(" ", "")[:TRANSCRIPT_HEX]
-            event["truncated"] = True
-        out.append(event)
-    return {"events": len(events), "kept": out}
-
-
 def blob(data: bytes, around: int | None = None) -> dict:
     """Capped bytes for a report: the head, and a window at `around` if that lies beyond the head."""
     kept = {"length": len(data), "head": _hex_and_text(data[:BLOB_CAP])}
@@ -288,7 +266,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     transcript = dict(_properties(item)).get("transcript")
     keep = report.failed or item.config.getoption("--keep-transcripts")
     if transcript is not None and report.when == "call" and keep:
-        report.upper_echo_transcript = cap_transcript(list(transcript))
+        report.upper_echo_transcript = transcript  # whole, so that harness/replay.py can play it back
     ledger = item.config.stash.get(LEDGER_KEY, None)
     entry = ledger.match(item.nodeid) if ledger else None
     if entry is not None and not entry.expired(ledger.today) and not hasattr(report, "wasxfail"):
@@ -459,7 +437,7 @@ def build_results(collector: Collector, session: pytest.Session, problems: list[
             if "transcript" in record:
                 kept[cell_id(record["nodeid"])] += 1
                 if kept[cell_id(record["nodeid"])] > TRANSCRIPTS_PER_CELL:
-                    record["transcript"] = {"events": record["transcript"]["events"], "kept": [], "dropped": True}
+                    record["transcript"] = {"events": [], "dropped": True}
     counts = defaultdict(int)
     for record in records:
         counts[record["outcome"]] += 1

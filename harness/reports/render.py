@@ -374,11 +374,33 @@ def failure_html(number: int, record: dict) -> str:
 ARROWS = {"to-server": "&rarr; server", "to-client": "&larr; client"}
 
 
+TRANSCRIPT_EVENTS = 400  # events shown of one transcript: the first 300 and the last 100
+TRANSCRIPT_HEX = 512  # hex digits shown of one data event (256 bytes)
+
+
+def display_events(events: list) -> list[dict]:
+    """What a page shows of a transcript (results.json keeps it whole, for harness/replay.py): at most
+    TRANSCRIPT_EVENTS events, each data event's hex capped."""
+    events = [event for event in events if isinstance(event, dict)]
+    if len(events) > TRANSCRIPT_EVENTS:
+        head, tail = TRANSCRIPT_EVENTS * 3 // 4, TRANSCRIPT_EVENTS // 4
+        events = [*events[:head], {"kind": "omitted", "count": len(events) - head - tail}, *events[-tail:]]
+    shown = []
+    for event in events:
+        event = dict(event)
+        text = str(event.get("hex", ""))
+        if len(text) > TRANSCRIPT_HEX:
+            event.update(bytes=len(text) // 2, hex=text[:TRANSCRIPT_HEX], truncated=True)
+        shown.append(event)
+    return shown
+
+
 def transcript_html(transcript: dict, condition: str | None = None) -> str:
     """A proxy transcript as a timeline: time, leg, direction, what, who, and the bytes in hex."""
-    kept = transcript.get("kept", [])
+    events = transcript.get("events", [])
+    kept = display_events(events)
     out = [
-        f"<h4>Transcript{' (' + e(condition) + ')' if condition else ''}: {transcript.get('events', len(kept))} "
+        f"<h4>Transcript{' (' + e(condition) + ')' if condition else ''}: {len(events)} "
         "events</h4><table class=timeline><tr><th>t (ms)</th><th>leg</th><th>direction</th><th>what</th>"
         "<th>by</th><th>bytes</th></tr>"
     ]

@@ -14,7 +14,6 @@ import sys
 import pytest
 
 from harness import REPO
-from harness.plugins.reporting import cap_transcript
 from harness.reports.cells import cell_id, condition_of, group_cells, repeat_of
 from harness.reports.gate import (
     STABLE,
@@ -28,7 +27,7 @@ from harness.reports.gate import (
 )
 from harness.reports.known_failures import Ledger, parse_ledger
 from harness.reports.merge import MergeError, merge_results
-from harness.reports.render import render_html, render_markdown, terminal_lines
+from harness.reports.render import display_events, render_html, render_markdown, terminal_lines
 from harness.reports.shards import assign, parse_shard, split
 
 PAIR = "tests/matrix/test_vectors.py::test_client_server_pair"
@@ -165,7 +164,7 @@ def condition_results() -> dict:
         client="java",
         server="python",
         condition="reset-client-sending",
-        transcript=cap_transcript(events),
+        transcript={"condition": "reset-client-sending", "events": events},
     )
     tests += [failing, record(f"{COND}[python-client->[jitter]->java-server]", client="python", server="java")]
     return results(tests)
@@ -193,14 +192,13 @@ def test_one_grid_per_condition_in_every_report() -> None:
     assert sorted(data["conditions"]) == ["jitter", "reset-client-sending", "split-1"]
 
 
-def test_transcripts_are_capped() -> None:
+def test_transcripts_are_capped_on_the_page_only() -> None:
     event = {"leg": "client", "dir": "to-server", "kind": "data", "by": "client", "hex": "41" * 2000}
     events = [{**event, "t": i / 1000} for i in range(1000)]
-    capped = cap_transcript(events)
-    assert capped["events"] == 1000 and len(capped["kept"]) == 401
-    assert any(e["kind"] == "omitted" and e["count"] == 600 for e in capped["kept"])
-    assert all(len(e.get("hex", "")) <= 512 for e in capped["kept"]) and capped["kept"][0]["bytes"] == 2000
-    assert len(json.dumps(capped)) < 300_000
+    shown = display_events(events)
+    assert len(shown) == 401 and any(e["kind"] == "omitted" and e["count"] == 600 for e in shown)
+    assert all(len(e.get("hex", "")) <= 512 for e in shown) and shown[0]["bytes"] == 2000
+    assert len(events[0]["hex"]) == 4000  # the transcript itself (results.json) stays whole
 
 
 # ---------------------------------------------------------------- baseline diff and blame
