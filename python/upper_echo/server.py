@@ -32,6 +32,7 @@ ACCEPT_BATCH = 256  # connections accepted per readiness event, so that serving 
 DIAGNOSTIC_INTERVAL = 1.0  # S-10, S-11: at most one diagnostic line a second
 DRAIN_CLOSE_WAIT = 0.5  # S-4: after the reset of what is left, the longest wait for the close lines
 IDLE_TICKS = 8  # S-2: an idle connection is looked at this many times per timeout: closed within 1/8 of it late
+IDLE_TICK_MIN = 0.01  # ...but not more often than this, however short the timeout
 LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset (S-2, S-3, S-4)
 
 
@@ -117,6 +118,7 @@ class Connection(asyncio.BufferedProtocol):
         self.written = 0  # handed to the transport
         self.unsent: int | None = None  # what was still waiting when the connection was reset
         self.doomed = False  # reset as soon as the transport exists (S-4 before connection_made)
+        self.attaching: asyncio.Task | None = None  # the task that makes the transport, held until it is done
         self.idle_timer: asyncio.TimerHandle | None = None
         self.seen = (0, 0)  # (received, taken by the peer) when last looked at (S-2)
         self.last_progress = 0.0
@@ -201,7 +203,7 @@ class UpperEchoServer:
         self.options = options
         self.write_stdout = write_stdout
         self.idle_timeout = options.idle_timeout
-        self.idle_tick = options.idle_timeout / IDLE_TICKS
+        self.idle_tick = max(options.idle_timeout / IDLE_TICKS, IDLE_TICK_MIN)
         self.connections: set[Connection] = set()
         self.read_buffer = bytearray(READ_BUFFER)
         self.read_view = memoryview(self.read_buffer)
@@ -242,7 +244,7 @@ class UpperEchoServer:
         log(f"open peer={peer}")
         connection = Connection(self, sock, peer)
         self.connections.add(connection)
-        self.loop.create_task(self.attach(connection))
+        connection.attaching = self.loop.create_task(self.attach(connection))
 
     async def attach(self, connection: Connection) -> None:
         try:
@@ -251,6 +253,8 @@ class UpperEchoServer:
             self.diagnostic(f"cannot serve peer={connection.peer}: {failure}")
             connection.sock.close()
             connection.connection_lost(failure)
+        finally:
+            connection.attaching = None
 
     def forget(self, connection: Connection) -> None:
         self.connections.discard(connection)
