@@ -24,7 +24,12 @@ def parse_table(text: str) -> dict[int, str]:
 
 
 @lru_cache(maxsize=1)
+def uppercase_table_text() -> str:
+    """spec/uppercase.tsv as shipped with the package (a link to it)."""
+    return resources.files(__package__).joinpath(TABLE_RESOURCE).read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
 def uppercase_table() -> dict[int, str]:
-    """The pinned table, shipped as package data (a link to spec/uppercase.tsv)."""
-    text = resources.files(__package__).joinpath(TABLE_RESOURCE).read_text(encoding="utf-8")
-    return parse_table(text)
+    """The pinned table, parsed."""
+    return parse_table(uppercase_table_text())

@@ -10,9 +10,14 @@ part of a well-formed sequence into one lone surrogate U+DC80..U+DCFF, which
 the encoder turns back into the same byte (T-3). The held-back tail (D-2) is
 computed here, not by Python's incremental decoder: that one also holds back
 `ED A0`, which can never become well-formed. The mapping itself comes from
-the pinned table (T-4), never from str.upper (T-5).
+the pinned table (T-4). str.upper maps instead only where a recorded build-time
+proof (proof.py, run by bin/build) shows this interpreter's str.upper equal to
+that table on every scalar value and on the escape surrogates (T-5); only the
+mapping of the decoded text changes, not the tail, the escapes or the structure.
 
-Speed (bench/README.md): `str.translate` costs ~50 ns per character on
+Speed (bench/README.md): with the proof, decode + str.upper + encode runs at
+C speed (about 6x the table route below on the bench's mixed text). Without it:
+`str.translate` costs ~50 ns per character on
 non-ASCII text, ASCII included. So a chunk is first `bytes.upper()`-ed, which
 maps exactly a-z (the table's only ASCII keys; those bytes never occur inside
 a multi-byte sequence), and then only the table's non-ASCII keys that occur
@@ -27,6 +32,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from .proof import str_upper_is_proven
 from .table import uppercase_table
 
 # A proper prefix of a well-formed sequence (Table 3-7) at the very end of the input.
@@ -65,6 +71,7 @@ class UppercaseTransducer:
     def __init__(self, table: dict[int, str] | None = None) -> None:
         self._table = uppercase_table() if table is None else table
         self._plan = default_plan() if table is None else replacement_plan(table)
+        self._str_upper = table is None and str_upper_is_proven()  # T-5: only where the build proved it equal
         self._tail = b""
 
     def feed(self, data: bytes) -> bytes:
@@ -83,6 +90,8 @@ class UppercaseTransducer:
         return tail
 
     def _map(self, data: bytes) -> bytes:
+        if self._str_upper:  # the escapes of invalid bytes come back unchanged: the proof covers them (T-3)
+            return data.decode("utf-8", errors="surrogateescape").upper().encode("utf-8", errors="surrogateescape")
         plan = self._plan
         if plan is None:
             return self._translate(data)
