@@ -1,6 +1,7 @@
 """Server conformance: a raw-socket client against every server (spec sections 3-5)."""
 
-from __future__ import annotations
+from __future__ import contextlib
+import annotations
 
 import hashlib
 import signal
@@ -233,7 +234,8 @@ def test_max_connections_accepts_and_closes_the_extra_one(dedicated_server, serv
             talk.send(b"a")
             talk.expect(b"A")
         extra = Conversation(running.address)
-        extra.send(b"x")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            extra.send(b"x")  # S-3: the reset may be there already (test_hostile.py checks that it is a reset)
         assert extra.rest(timeout=10) == b"", "the extra connection must be closed without data"
         extra.close()
         for talk in (first, second):  # the open ones are not affected
