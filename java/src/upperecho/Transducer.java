@@ -36,6 +36,8 @@ public final class Transducer {
     private final Table table;
     private final byte[] ascii;
     private final long[] bmp;
+    /** Whether U on ASCII is exactly a-z to A-Z (what the pinned table says), so 8 bytes can go at once. */
+    private final boolean plainAscii;
     private final byte[] pending = new byte[4];
     private int pendingLength;
     private int pendingNeed;
@@ -50,6 +52,17 @@ public final class Transducer {
         this.ascii = table.ascii;
         this.bmp = table.bmp;
         this.out = new byte[0];
+        boolean plain = true;
+        for (int b = 0; b < 0x80; b++) {
+            plain &= ascii[b] == (byte) (b >= 'a' && b <= 'z' ? b - 0x20 : b);
+        }
+        this.plainAscii = plain;
+    }
+
+    /** Eight ASCII bytes (no high bit set) with a-z uppercased, branch-free (no carry crosses a byte). */
+    private static long upperAscii8(long w) {
+        long lower = (w + 0x1F1F1F1F1F1F1F1FL) & ~(w + 0x0505050505050505L) & 0x8080808080808080L; // 61..7A
+        return w - (lower >>> 2); // 0x80 >>> 2 = 0x20 in exactly those bytes
     }
 
     /** The output buffer; valid up to the length returned by the last feed()/flush(). */
@@ -131,7 +144,23 @@ public final class Transducer {
         while (i < end) {
             int c = in[i];
             if (c >= 0) {
-                // ASCII fast path: a tight inner loop over the whole run, which the JIT unrolls.
+                // ASCII fast path: eight bytes at a time while they are all ASCII (about 8x the byte
+                // loop on a stream), then a tight byte loop up to the next non-ASCII byte.
+                if (plainAscii) {
+                    long w;
+                    while (i + 8 <= end && ((w = (long) LONG.get(in, i)) & 0x8080808080808080L) == 0) {
+                        LONG.set(o, n, upperAscii8(w));
+                        i += 8;
+                        n += 8;
+                    }
+                    if (i == end) {
+                        break;
+                    }
+                    c = in[i];
+                    if (c < 0) {
+                        continue;
+                    }
+                }
                 do {
                     o[n++] = up[c];
                 } while (++i < end && (c = in[i]) >= 0);
