@@ -296,7 +296,7 @@ final class Server {
     private void watch() {
         long idleNs = options.idleTimeoutMs() * 1_000_000L;
         long tickMs = Math.max(10, Math.min(100, options.idleTimeoutMs() / 20));
-        while (!stopping) {
+        while (drained.getCount() > 0) { // also while draining (S-4): the idle timeout still holds
             sleep(tickMs);
             long now = System.nanoTime();
             for (Connection connection : open) {
