@@ -88,7 +88,7 @@ final class Server {
     private volatile ServerSocket listener;
     /** Counted down once the accept loop has drained (S-4): then the shutdown hook may end the process. */
     private final CountDownLatch drained = new CountDownLatch(1);
-    /** S-10: when the last accept diagnostic was written, and how many were left out since. Accept thread only. */
+    /** S-10: when the last diagnostic was written, and how many were left out since. Guarded by this. */
     private long lastDiagnostic = System.nanoTime() - DIAGNOSTIC_INTERVAL_NS;
     private long leftOut;
 
@@ -245,7 +245,7 @@ final class Server {
     }
 
     /** S-10, S-11: one line, at most one a second; the count of lines left out follows on the next. */
-    private void diagnostic(String message) {
+    private synchronized void diagnostic(String message) { // the accept and watchdog threads
         long now = System.nanoTime();
         if (now - lastDiagnostic < DIAGNOSTIC_INTERVAL_NS) {
             leftOut++;
