@@ -354,12 +354,13 @@ def how_a_rejected_connection_ends(address: tuple[str, int], data: bytes, name: 
     sock = socket.socket(socket.AF_INET6 if ":" in address[0] else socket.AF_INET)
     try:
         sock.settimeout(10)
+        sock.bind(("::" if ":" in address[0] else "0.0.0.0", 0))  # the port is known even if connect is reset
+        name.append(sock.getsockname()[1])
         try:
             sock.connect(address)
-            name.append(sock.getsockname()[1])
             if data:
                 sock.sendall(data)
-        except ConnectionResetError:
+        except (ConnectionResetError, BrokenPipeError):  # a send after the reset may see EPIPE instead
             return "reset"
         return how_it_ends(sock, timeout=10)
     finally:
