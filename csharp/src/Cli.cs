@@ -1,6 +1,15 @@
-// The `upper-echo` command line (spec sections 5-7), matching the Python
-// reference (python/upper_echo/cli.py): same subcommands, flags, defaults and
-// exit codes. Usage errors are one `error: ` line on stderr and exit 2 (X-1).
+// The `upper-echo` command line (spec/PROTOCOL.md sections 5-7): argv
+// decoding, the option table of spec/cli.toml, option parsing, help, the
+// transform command (X-2), and the mapping of every outcome to an exit code.
+// Server and Client never choose an exit status for a usage error or a
+// failure to listen: they throw, and Main maps.
+//
+// The language (X-3, X-4, X-5), exactly: flags in full (no abbreviations), as
+// `--flag VALUE` or `--flag=VALUE`; an empty or missing VALUE is a usage
+// error; the last of a repeated flag counts; `--` ends the flags only where
+// operands may follow (the client's MESSAGEs); integers are `[0-9]+`, seconds
+// `[0-9]+(.[0-9]{1,3})?`, each within its range of the table. A usage error
+// is one `error: ` line on stderr, nothing on stdout, exit 2 (X-1).
 //
 // Console.Out/Console.Error are never used: every byte goes through the raw
 // standard streams, so no encoding, no BOM and no locale is involved.
@@ -8,13 +17,41 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
+using System.Net;
+using System.Net.Sockets;
 using System.Text;
 
 namespace UpperEcho
 {
+    /// <summary>Exit statuses (S-9, C-6, X-1, X-6).</summary>
+    static class ExitCode
+    {
+        public const int Ok = 0;
+        public const int Failure = 1;         // cannot listen (S-9), cannot write stdout (X-6)
+        public const int Usage = 2;           // X-1
+        public const int CannotConnect = 3;   // C-6
+        public const int ConnectionBroke = 4; // C-6
+    }
+
+    /// <summary>A usage error (X-1): exit 2.</summary>
     sealed class UsageException : Exception
     {
         public UsageException(string message) : base(message) { }
+    }
+
+    /// <summary>Writing to stdout failed (X-6): the command stops and exits 1.</summary>
+    sealed class StdoutException : Exception
+    {
+        public StdoutException(Exception cause) : base("cannot write to stdout: " + Reason(cause), cause) { }
+
+        /// <summary>Mono's message without the path it appends ("Disk full. Path /cwd/[Unknown]").</summary>
+        static string Reason(Exception cause)
+        {
+            string m = Out.OneLine(cause.Message);
+            int k = m.IndexOf(". Path ", StringComparison.Ordinal);
+            if (k < 0) k = m.IndexOf(" on path ", StringComparison.Ordinal);
+            return k > 0 ? m.Substring(0, k) : m;
+        }
     }
 
     static class Out
@@ -23,14 +60,9 @@ namespace UpperEcho
         static Stream stdout, stderr;
         static readonly UTF8Encoding Utf8 = new UTF8Encoding(false);
 
-        public static Stream Stdout
+        static Stream Stdout
         {
             get { lock (Gate) { return stdout ?? (stdout = Console.OpenStandardOutput()); } }
-        }
-
-        public static Stream Stderr
-        {
-            get { lock (Gate) { return stderr ?? (stderr = Console.OpenStandardError()); } }
         }
 
         /// <summary>One whole line to stderr, written at once (lines from threads never interleave).</summary>
@@ -51,12 +83,24 @@ namespace UpperEcho
 
         public static void Error(string message) { Log("error: " + OneLine(message)); }
 
+        /// <summary>data[0, count) to stdout, flushed; a failure is a StdoutException (X-6).</summary>
+        public static void Write(byte[] data, int count)
+        {
+            try
+            {
+                Stream s = Stdout;
+                s.Write(data, 0, count);
+                s.Flush();
+            }
+            catch (IOException e) { throw new StdoutException(e); }
+            catch (NotSupportedException e) { throw new StdoutException(e); }
+            catch (ObjectDisposedException e) { throw new StdoutException(e); }
+        }
+
         public static void Print(string text)
         {
             byte[] bytes = Utf8.GetBytes(text);
-            Stream s = Stdout;
-            s.Write(bytes, 0, bytes.Length);
-            s.Flush();
+            Write(bytes, bytes.Length);
         }
 
         public static string OneLine(string s)
@@ -65,92 +109,162 @@ namespace UpperEcho
         }
     }
 
-    /// <summary>A minimal argparse: `--flag VALUE`, `--flag=VALUE`, `-h/--help`, `--`, positionals.</summary>
-    sealed class ArgParser
+    /// <summary>The value types of spec/cli.toml [types] (X-4, X-5).</summary>
+    enum ValueType { Integer, Seconds, Host }
+
+    /// <summary>One row of spec/cli.toml [commands.*.options]. Seconds are held in milliseconds.</summary>
+    sealed class Option
     {
-        readonly HashSet<string> flags = new HashSet<string>();
-        readonly bool positionals;
-        public readonly Dictionary<string, string> Values = new Dictionary<string, string>();
-        public readonly List<string> Positionals = new List<string>();
-        public readonly List<int> PositionalIndices = new List<int>();
-        public bool Help;
+        public readonly string Flag;
+        public readonly ValueType Type;
+        public readonly long Min, Max;
+        public readonly string Default;
 
-        public ArgParser(string command, bool positionals, params string[] flags)
+        Option(string flag, ValueType type, long min, long max, string defaultValue)
         {
-            this.positionals = positionals;
-            foreach (string f in flags) this.flags.Add(f);
+            Flag = flag;
+            Type = type;
+            Min = min;
+            Max = max;
+            Default = defaultValue;
         }
 
-        static bool LooksLikeNegativeNumber(string a)
+        public static Option Host(string flag, string defaultValue)
         {
-            double unused;
-            return a.Length > 1 && a[0] == '-' && (char.IsDigit(a[1]) || a[1] == '.')
-                && double.TryParse(a, NumberStyles.Float, CultureInfo.InvariantCulture, out unused);
+            return new Option(flag, ValueType.Host, 0, 0, defaultValue);
         }
 
-        static bool IsOption(string a)
+        public static Option Integer(string flag, long min, long max, string defaultValue)
         {
-            return a.Length > 1 && a[0] == '-' && !LooksLikeNegativeNumber(a);
+            return new Option(flag, ValueType.Integer, min, max, defaultValue);
         }
 
-        public void Parse(string[] args, int start)
+        /// <summary>Bounds written as in the table, in seconds.</summary>
+        public static Option Seconds(string flag, string min, string max, string defaultValue)
         {
-            bool onlyPositionals = false;
-            for (int i = start; i < args.Length; i++)
-            {
-                string a = args[i];
-                if (onlyPositionals || !IsOption(a))
-                {
-                    if (!positionals) throw new UsageException("unrecognized arguments: " + a);
-                    Positionals.Add(a);
-                    PositionalIndices.Add(i);
-                    continue;
-                }
-                if (a == "--") { onlyPositionals = true; continue; }
-                if (a == "-h" || a == "--help") { Help = true; continue; }
-                string name = a, value = null;
-                int eq = a.IndexOf('=');
-                if (a.StartsWith("--") && eq > 0) { name = a.Substring(0, eq); value = a.Substring(eq + 1); }
-                if (!flags.Contains(name)) throw new UsageException("unrecognized arguments: " + a);
-                if (value == null)
-                {
-                    if (i + 1 >= args.Length || IsOption(args[i + 1]))
-                        throw new UsageException("argument " + name + ": expected one argument");
-                    value = args[++i];
-                }
-                Values[name] = value;
-            }
-        }
-
-        public long Int(string name, long defaultValue, long low, long high)
-        {
-            string text;
-            if (!Values.TryGetValue(name, out text)) return defaultValue;
-            long value;
-            if (!long.TryParse(text.Trim(), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out value))
-                throw new UsageException("argument " + name + ": not a whole number: '" + text + "'");
-            if (value < low || value > high)
-            {
-                string bound = high == long.MaxValue ? "at least " + low : low + "-" + high;
-                throw new UsageException("argument " + name + ": " + value + " is out of range (" + bound + ")");
-            }
-            return value;
-        }
-
-        public double Seconds(string name, double defaultValue, bool positive)
-        {
-            string text;
-            if (!Values.TryGetValue(name, out text)) return defaultValue;
-            double value;
-            if (!double.TryParse(text.Trim(), NumberStyles.Float, CultureInfo.InvariantCulture, out value))
-                throw new UsageException("argument " + name + ": not a number of seconds: '" + text + "'");
-            if (double.IsNaN(value) || double.IsInfinity(value) || value < 0 || (positive && value == 0))
-                throw new UsageException("argument " + name + ": " + text + " is out of range (" + (positive ? "above" : "at least") + " 0)");
-            return value;
+            return new Option(flag, ValueType.Seconds, Cli.ParseMilliseconds(min), Cli.ParseMilliseconds(max), defaultValue);
         }
     }
 
-    public static class Program
+    /// <summary>One subcommand of spec/cli.toml [commands]: its options, whether it takes operands, its help.</summary>
+    sealed class Command
+    {
+        public readonly string Name;
+        public readonly bool TakesOperands;
+        public readonly string Usage;
+        readonly Option[] options;
+
+        public Command(string name, bool takesOperands, string usage, params Option[] options)
+        {
+            Name = name;
+            TakesOperands = takesOperands;
+            Usage = usage;
+            this.options = options;
+        }
+
+        public Option Find(string flag)
+        {
+            foreach (Option o in options)
+                if (o.Flag == flag) return o;
+            return null;
+        }
+    }
+
+    /// <summary>A parsed command line: the raw value of each flag given (the last one counts), the argv
+    /// indices of the operands, and whether help was asked for. Values are converted when read.</summary>
+    sealed class ParsedArgs
+    {
+        readonly Command command;
+        readonly Dictionary<string, string> values;
+        public readonly int[] OperandIndices;
+        public readonly bool Help;
+
+        public ParsedArgs(Command command, Dictionary<string, string> values, int[] operandIndices, bool help)
+        {
+            this.command = command;
+            this.values = values;
+            OperandIndices = operandIndices;
+            Help = help;
+        }
+
+        Option Get(string flag, ValueType type)
+        {
+            Option o = command.Find(flag);
+            if (o == null || o.Type != type) throw new ArgumentException("no " + type + " option " + flag + " in " + command.Name);
+            return o;
+        }
+
+        string Raw(Option o)
+        {
+            string text;
+            return values.TryGetValue(o.Flag, out text) ? text : o.Default;
+        }
+
+        /// <summary>X-5: not empty, no zone index, brackets only around an IPv6 address (then without them).</summary>
+        public string Host(string flag)
+        {
+            Option o = Get(flag, ValueType.Host);
+            string text = Raw(o);
+            if (text.Length == 0) throw new UsageException("argument " + flag + ": an empty host is not an address");
+            if (text[0] == '[' && text[text.Length - 1] == ']' && text.Length > 2)
+            {
+                string inner = text.Substring(1, text.Length - 2);
+                IPAddress address;
+                if (inner.IndexOf(':') >= 0 && AllOf(inner, "0123456789ABCDEFabcdef:.")
+                    && IPAddress.TryParse(inner, out address) && address.AddressFamily == AddressFamily.InterNetworkV6)
+                    return inner;
+                throw new UsageException("argument " + flag + ": brackets hold an IPv6 address only: '" + text + "'");
+            }
+            if (text.IndexOf('%') >= 0)
+                throw new UsageException("argument " + flag + ": no zone index: '" + text + "'");
+            if (text.IndexOf('[') >= 0 || text.IndexOf(']') >= 0)
+                throw new UsageException("argument " + flag + ": brackets hold an IPv6 address only: '" + text + "'");
+            return text;
+        }
+
+        /// <summary>X-4: `[0-9]+` within the table's range.</summary>
+        public long Integer(string flag)
+        {
+            Option o = Get(flag, ValueType.Integer);
+            string text = Raw(o);
+            long value;
+            if (!Cli.TryParseInteger(text, out value))
+                throw new UsageException("argument " + flag + ": not a whole number in ASCII digits: '" + text + "'");
+            if (value < o.Min || value > o.Max)
+                throw new UsageException("argument " + flag + ": " + text + " is out of range (" + o.Min + "-" + o.Max + ")");
+            return value;
+        }
+
+        /// <summary>X-4: `[0-9]+(.[0-9]{1,3})?` seconds within the table's range, as milliseconds.</summary>
+        public int Milliseconds(string flag)
+        {
+            Option o = Get(flag, ValueType.Seconds);
+            string text = Raw(o);
+            long ms;
+            if (!Cli.TryParseMilliseconds(text, out ms))
+                throw new UsageException("argument " + flag + ": not a number of seconds (digits, at most 3 decimals): '" + text + "'");
+            if (ms < o.Min || ms > o.Max)
+                throw new UsageException("argument " + flag + ": " + text + " is out of range ("
+                                         + Cli.FormatSeconds(o.Min) + "-" + Cli.FormatSeconds(o.Max) + " seconds)");
+            return (int)ms; // the table's largest, 1000000 s, is 1e9 ms
+        }
+
+        static bool AllOf(string s, string allowed)
+        {
+            foreach (char c in s)
+                if (allowed.IndexOf(c) < 0) return false;
+            return true;
+        }
+    }
+
+    sealed class TransformOptions
+    {
+        public readonly int ChunkSize;
+
+        public TransformOptions(int chunkSize) { ChunkSize = chunkSize; }
+    }
+
+    public static class Cli
     {
         const string TopUsage =
             "usage: upper-echo [-h] {server,client,transform} ...\n\n" +
@@ -165,27 +279,45 @@ namespace UpperEcho
             "Serve U over TCP. Prints 'listening on ADDR:PORT' when ready.\n\n" +
             "options:\n" +
             "  --host HOST          address or name to listen on (default: 127.0.0.1)\n" +
-            "  --port PORT          port; 0 takes a free one (default: 7007)\n" +
+            "  --port PORT          port, 0-65535; 0 takes a free one (default: 7007)\n" +
             "  --idle-timeout S     close a connection that received nothing for S seconds; 0 = never (default: 300)\n" +
-            "  --max-connections N  accept and close at once beyond N open connections (default: 1024)\n" +
-            "  --drain-timeout S    on SIGTERM/SIGINT, let connections finish for S seconds (default: 5)\n";
+            "  --max-connections N  accept and close at once beyond N open connections, 1-1000000 (default: 1024)\n" +
+            "  --drain-timeout S    on SIGTERM/SIGINT, let connections finish for S seconds (default: 5)\n\n" +
+            "Seconds are 0-1000000, to the millisecond (e.g. 0.5).\n";
 
         const string ClientUsage =
-            "usage: upper-echo client [-h] [--host HOST] [--port PORT] [--timeout S] [MESSAGE ...]\n\n" +
+            "usage: upper-echo client [-h] [--host HOST] [--port PORT] [--timeout S] [--] [MESSAGE ...]\n\n" +
             "Send each MESSAGE plus LF (or stdin when none), half-close, and copy the server's bytes to stdout.\n" +
-            "Exit 0 ok, 3 cannot connect, 4 connection broke.\n\n" +
+            "Exit 0 ok, 1 cannot write stdout, 2 usage error, 3 cannot connect, 4 connection broke.\n\n" +
             "options:\n" +
             "  --host HOST  server address or name (default: 127.0.0.1)\n" +
-            "  --port PORT  server port (default: 7007)\n" +
-            "  --timeout S  bound on connecting and on each wait after half-close (default: 10)\n";
+            "  --port PORT  server port, 1-65535 (default: 7007)\n" +
+            "  --timeout S  bound on connecting and on each wait after half-close, 0.001-1000000 (default: 10)\n" +
+            "  --           what follows is MESSAGEs, also when it starts with '-'\n";
 
         const string TransformUsage =
             "usage: upper-echo transform [-h] [--chunk-size N]\n\n" +
             "Write U(stdin) to stdout, feeding the transducer in reads of at most --chunk-size bytes.\n\n" +
             "options:\n" +
-            "  --chunk-size N  largest read fed to the transducer (default: 65536)\n";
+            "  --chunk-size N  largest read fed to the transducer, 1-16777216 (default: 65536)\n";
 
-        public const int ExitUsage = 2;
+        // spec/cli.toml [commands], row for row.
+        static readonly Command ServerCommand = new Command("server", false, ServerUsage,
+            Option.Host("--host", "127.0.0.1"),
+            Option.Integer("--port", 0, 65535, "7007"),
+            Option.Seconds("--idle-timeout", "0", "1000000", "300"),
+            Option.Integer("--max-connections", 1, 1000000, "1024"),
+            Option.Seconds("--drain-timeout", "0", "1000000", "5"));
+
+        static readonly Command ClientCommand = new Command("client", true, ClientUsage,
+            Option.Host("--host", "127.0.0.1"),
+            Option.Integer("--port", 1, 65535, "7007"),
+            Option.Seconds("--timeout", "0.001", "1000000", "10"));
+
+        static readonly Command TransformCommand = new Command("transform", false, TransformUsage,
+            Option.Integer("--chunk-size", 1, 16777216, "65536"));
+
+        static readonly Command[] Commands = { ServerCommand, ClientCommand, TransformCommand };
 
         public static int Main(string[] args)
         {
@@ -193,93 +325,265 @@ namespace UpperEcho
             {
                 // Last resort: threads catch their own errors; never die with a stack trace on stdout.
                 Out.Error("internal error: " + e.ExceptionObject);
-                Environment.Exit(1);
+                Environment.Exit(ExitCode.Failure);
             };
+            int code;
             try
             {
-                return Run(args);
+                code = Run(args);
             }
             catch (UsageException e)
             {
                 Out.Error(e.Message);
-                return ExitUsage;
+                code = ExitCode.Usage;
             }
+            catch (CannotListenException e)
+            {
+                Out.Error(e.Message);
+                code = ExitCode.Failure; // S-9
+            }
+            catch (StdoutException e)
+            {
+                Out.Error(e.Message);
+                code = ExitCode.Failure; // X-6
+            }
+            Quirks.Exit(code);
+            return code;
         }
 
         static int Run(string[] args)
         {
             if (args.Length == 0)
                 throw new UsageException("the following arguments are required: {server,client,transform}");
-            string command = args[0];
-            if (command == "-h" || command == "--help") { Out.Print(TopUsage); return 0; }
-            switch (command)
+            if (args[0] == "-h" || args[0] == "--help")
             {
-                case "server":
-                {
-                    var p = new ArgParser(command, false, "--host", "--port", "--idle-timeout", "--max-connections", "--drain-timeout");
-                    p.Parse(args, 1);
-                    if (p.Help) { Out.Print(ServerUsage); return 0; }
-                    var options = new ServerOptions
-                    {
-                        Host = p.Values.ContainsKey("--host") ? p.Values["--host"] : "127.0.0.1",
-                        Port = (int)p.Int("--port", 7007, 0, 65535),
-                        IdleTimeout = p.Seconds("--idle-timeout", 300, false),
-                        MaxConnections = (int)Math.Min(int.MaxValue, p.Int("--max-connections", 1024, 1, long.MaxValue)),
-                        DrainTimeout = p.Seconds("--drain-timeout", 5, false),
-                    };
-                    return new Server(options).Run();
-                }
-                case "client":
-                {
-                    var p = new ArgParser(command, true, "--host", "--port", "--timeout");
-                    p.Parse(args, 1);
-                    if (p.Help) { Out.Print(ClientUsage); return 0; }
-                    var options = new ClientOptions
-                    {
-                        Host = p.Values.ContainsKey("--host") ? p.Values["--host"] : "127.0.0.1",
-                        Port = (int)p.Int("--port", 7007, 1, 65535),
-                        Timeout = p.Seconds("--timeout", 10, true),
-                    };
-                    var messages = new List<byte[]>();
-                    if (p.PositionalIndices.Count > 0)
-                    {
-                        byte[][] raw = MonoQuirks.RawArguments(args); // the MESSAGE bytes exactly as given
-                        foreach (int i in p.PositionalIndices) messages.Add(raw[i]);
-                    }
-                    return Client.Run(options, messages);
-                }
-                case "transform":
-                {
-                    var p = new ArgParser(command, false, "--chunk-size");
-                    p.Parse(args, 1);
-                    if (p.Help) { Out.Print(TransformUsage); return 0; }
-                    int chunk = (int)Math.Min(int.MaxValue, p.Int("--chunk-size", 65536, 1, long.MaxValue));
-                    return RunTransform(chunk);
-                }
-                default:
-                    throw new UsageException("argument command: invalid choice: '" + command + "' (choose from 'server', 'client', 'transform')");
+                Out.Print(TopUsage);
+                return ExitCode.Ok;
             }
+            Command command = null;
+            foreach (Command c in Commands)
+                if (c.Name == args[0]) command = c;
+            if (command == null)
+                throw new UsageException("argument command: invalid choice: '" + args[0] + "' (choose from 'server', 'client', 'transform')");
+            ParsedArgs p = Parse(command, args);
+            if (p.Help)
+            {
+                Out.Print(command.Usage);
+                return ExitCode.Ok;
+            }
+            if (command == ServerCommand)
+            {
+                var options = new ServerOptions(p.Host("--host"), (int)p.Integer("--port"), p.Milliseconds("--idle-timeout"),
+                                                (int)p.Integer("--max-connections"), p.Milliseconds("--drain-timeout"));
+                new Server(options).Run();
+                return ExitCode.Ok;
+            }
+            if (command == ClientCommand)
+            {
+                var options = new ClientOptions(p.Host("--host"), (int)p.Integer("--port"), p.Milliseconds("--timeout"));
+                var messages = new List<byte[]>();
+                if (p.OperandIndices.Length > 0)
+                {
+                    byte[][] raw = RawArguments(args); // the MESSAGE bytes exactly as given
+                    foreach (int i in p.OperandIndices) messages.Add(raw[i]);
+                }
+                return Client.Run(options, messages);
+            }
+            return Transform(new TransformOptions((int)p.Integer("--chunk-size")));
         }
 
-        /// <summary>X-2: U(stdin) to stdout, feeding the transducer reads of at most chunkSize bytes.</summary>
-        static int RunTransform(int chunkSize)
+        /// <summary>argv[1..] against the command's table (X-3), left to right. A missing or malformed
+        /// value is an error at once; an unknown flag or operand only at the end, so that -h/--help
+        /// anywhere wins over it; -h/--help ends the parsing.</summary>
+        static ParsedArgs Parse(Command command, string[] args)
         {
-            var transducer = new UppercaseTransducer();
-            // "at most N bytes" per read; a buffer above 1 MiB would only waste memory.
-            var buffer = new byte[Math.Min(chunkSize, 1 << 20)];
-            Stream stdin = Console.OpenStandardInput();
-            Stream stdout = Out.Stdout;
-            int r;
-            while ((r = stdin.Read(buffer, 0, buffer.Length)) > 0)
+            var values = new Dictionary<string, string>();
+            var operands = new List<int>();
+            bool onlyOperands = false;
+            UsageException unrecognized = null;
+            for (int i = 1; i < args.Length; i++)
             {
+                string a = args[i];
+                if (onlyOperands || !LooksLikeFlag(a))
+                {
+                    if (command.TakesOperands) operands.Add(i);
+                    else unrecognized = unrecognized ?? new UsageException("unrecognized arguments: " + a);
+                    continue;
+                }
+                if (a == "--")
+                {
+                    // X-3: only where operands may follow.
+                    if (command.TakesOperands) onlyOperands = true;
+                    else unrecognized = unrecognized ?? new UsageException("unrecognized arguments: -- (" + command.Name + " takes no operands)");
+                    continue;
+                }
+                if (a == "-h" || a == "--help")
+                    return new ParsedArgs(command, values, operands.ToArray(), true);
+                int eq = a.IndexOf('=');
+                string flag = a.StartsWith("--", StringComparison.Ordinal) && eq > 0 ? a.Substring(0, eq) : a;
+                Option option = command.Find(flag); // exact names only: no abbreviations (X-3)
+                if (option == null)
+                {
+                    unrecognized = unrecognized ?? new UsageException("unrecognized arguments: " + a);
+                    continue;
+                }
+                string value;
+                if (flag.Length < a.Length)
+                {
+                    value = a.Substring(eq + 1);
+                }
+                else
+                {
+                    if (i + 1 >= args.Length || LooksLikeFlag(args[i + 1]))
+                        throw new UsageException("argument " + flag + ": expected one argument");
+                    value = args[++i];
+                }
+                if (value.Length == 0) throw new UsageException("argument " + flag + ": expected a value, got an empty one");
+                Check(command, option, value); // every occurrence is checked ...
+                values[flag] = value; // ... and the last one counts (X-3)
+            }
+            if (unrecognized != null) throw unrecognized;
+            return new ParsedArgs(command, values, operands.ToArray(), false);
+        }
+
+        /// <summary>Throws the usage error of a malformed or out-of-range value, as reading it would.</summary>
+        static void Check(Command command, Option option, string value)
+        {
+            var one = new ParsedArgs(command, new Dictionary<string, string> { { option.Flag, value } }, new int[0], false);
+            if (option.Type == ValueType.Host) one.Host(option.Flag);
+            else if (option.Type == ValueType.Integer) one.Integer(option.Flag);
+            else one.Milliseconds(option.Flag);
+        }
+
+        /// <summary>A flag, `--`, or `-h`: starts with '-' and is not "-" alone or a negative number
+        /// (`-1`, `-.5`), which are operands or (malformed) values, as in Python's argparse.</summary>
+        static bool LooksLikeFlag(string a)
+        {
+            if (a.Length < 2 || a[0] != '-') return false;
+            int i = 1;
+            while (i < a.Length && IsDigit(a[i])) i++;
+            if (i == a.Length) return false; // -123
+            if (a[i] != '.' || i + 1 == a.Length) return true;
+            for (i++; i < a.Length; i++)
+                if (!IsDigit(a[i])) return true;
+            return false; // -1.5, -.5
+        }
+
+        static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+
+        /// <summary>X-4 integer: `[0-9]+` (leading zeros allowed); values too large for a long saturate.</summary>
+        internal static bool TryParseInteger(string text, out long value)
+        {
+            value = 0;
+            if (text.Length == 0) return false;
+            foreach (char c in text)
+            {
+                if (!IsDigit(c)) return false;
+                value = value > (long.MaxValue - 9) / 10 ? long.MaxValue : value * 10 + (c - '0');
+            }
+            return true;
+        }
+
+        /// <summary>X-4 seconds: `[0-9]+(.[0-9]{1,3})?`, as whole milliseconds (saturating).</summary>
+        internal static bool TryParseMilliseconds(string text, out long ms)
+        {
+            ms = 0;
+            int dot = text.IndexOf('.');
+            string whole = dot < 0 ? text : text.Substring(0, dot);
+            string decimals = dot < 0 ? "0" : text.Substring(dot + 1);
+            long seconds, fraction;
+            if (decimals.Length < 1 || decimals.Length > 3) return false;
+            if (!TryParseInteger(whole, out seconds) || !TryParseInteger(decimals, out fraction)) return false;
+            for (int k = decimals.Length; k < 3; k++) fraction *= 10; // "0.5" is 500 ms
+            ms = seconds > (long.MaxValue - 999) / 1000 ? long.MaxValue : seconds * 1000 + fraction;
+            return true;
+        }
+
+        internal static long ParseMilliseconds(string text)
+        {
+            long ms;
+            if (!TryParseMilliseconds(text, out ms)) throw new ArgumentException("not seconds: " + text);
+            return ms;
+        }
+
+        internal static string FormatSeconds(long ms)
+        {
+            return (ms / 1000m).ToString("0.###", CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>X-2: U(stdin) to stdout, feeding the transducer reads of at most ChunkSize bytes.</summary>
+        static int Transform(TransformOptions options)
+        {
+            var transducer = new Transducer();
+            // "at most N bytes" per read; a buffer above 1 MiB would only waste memory.
+            var buffer = new byte[Math.Min(options.ChunkSize, 1 << 20)];
+            Stream stdin = Console.OpenStandardInput();
+            while (true)
+            {
+                int r;
+                try
+                {
+                    r = stdin.Read(buffer, 0, buffer.Length);
+                }
+                catch (IOException e)
+                {
+                    Out.Error("cannot read stdin: " + Out.OneLine(e.Message));
+                    return ExitCode.Failure;
+                }
+                if (r == 0) break;
                 int n = transducer.Feed(buffer, 0, r);
-                stdout.Write(transducer.Output, 0, n);
-                stdout.Flush();
+                Out.Write(transducer.Output, n); // X-6: a failure stops here, exit 1
             }
             int m = transducer.Flush();
-            stdout.Write(transducer.Output, 0, m);
-            stdout.Flush();
-            return 0;
+            Out.Write(transducer.Output, m);
+            return ExitCode.Ok;
+        }
+
+        /// <summary>
+        /// argv as bytes: the exact bytes of each argument, as the OS passed them. Mono decodes argv to
+        /// strings (with MONO_EXTERNAL_ENCODINGS, set by bin/upper-echo, as fallback for bytes that are
+        /// not UTF-8), which cannot hold arbitrary bytes. On Linux /proc/self/cmdline has them; our args
+        /// are its last entries. Elsewhere, or when anything does not line up, the UTF-8 encoding of
+        /// each string.
+        /// </summary>
+        static byte[][] RawArguments(string[] args)
+        {
+            var utf8 = new UTF8Encoding(false);
+            var result = new byte[args.Length][];
+            for (int i = 0; i < args.Length; i++) result[i] = utf8.GetBytes(args[i]);
+            try
+            {
+                byte[] cmdline = File.ReadAllBytes("/proc/self/cmdline");
+                var entries = new List<byte[]>();
+                int start = 0;
+                for (int i = 0; i < cmdline.Length; i++)
+                {
+                    if (cmdline[i] != 0) continue;
+                    var entry = new byte[i - start];
+                    Buffer.BlockCopy(cmdline, start, entry, 0, entry.Length);
+                    entries.Add(entry);
+                    start = i + 1;
+                }
+                if (entries.Count < args.Length) return result;
+                int offset = entries.Count - args.Length;
+                var strict = new UTF8Encoding(false, true);
+                Encoding latin1 = Encoding.GetEncoding(28591);
+                var raw = new byte[args.Length][];
+                for (int i = 0; i < args.Length; i++)
+                {
+                    byte[] entry = entries[offset + i];
+                    string decoded;
+                    try { decoded = strict.GetString(entry); }
+                    catch (ArgumentException) { decoded = null; } // not UTF-8: Mono used its fallback (Latin-1)
+                    if (decoded != args[i] && latin1.GetString(entry) != args[i]) return result; // does not line up
+                    raw[i] = entry;
+                }
+                return raw;
+            }
+            catch (Exception)
+            {
+                return result;
+            }
         }
     }
 }

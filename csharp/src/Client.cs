@@ -9,36 +9,55 @@
 // which keeps start-up free of exceptions and the async/thread-pool
 // machinery) and, once the sender has half-closed, each wait for data from
 // the server.
+//
+// Resets (C-7): the client exits 0 only when it read the server's FIN and no
+// reset was reported before it. Either thread may be the one the kernel
+// reports a reset to: when the sender's send consumes ECONNRESET, the
+// receiver's next read sees only end of stream. So the sender records a
+// failed send under a lock, and the receiver, at end of stream, decides from
+// that record, once a send that is under way has returned.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
 using System.Threading;
 
 namespace UpperEcho
 {
+    /// <summary>The client's options (C-1), as checked by Cli against spec/cli.toml.</summary>
     sealed class ClientOptions
     {
-        public string Host = "127.0.0.1";
-        public int Port = 7007;
-        public double Timeout = 10;
+        public readonly string Host; // an address or a name, never empty (X-5)
+        public readonly int Port;
+        public readonly int TimeoutMs; // at least 1 (C-5)
+
+        public ClientOptions(string host, int port, int timeoutMs)
+        {
+            Host = host;
+            Port = port;
+            TimeoutMs = timeoutMs;
+        }
     }
 
     sealed class Client
     {
         const int Chunk = 64 * 1024;
-        const int ExitOk = 0;
-        const int ExitCannotConnect = 3; // C-6
-        const int ExitConnectionBroke = 4;
-        const int ExitLocalFailure = 1;
+        // A bound on how long the receiver, having read end of stream, waits for a send under way to
+        // return. It returns at once (see EndOfStream), but its thread may not run at once on a busy machine.
+        const int InFlightSendGraceMs = 2000;
 
         readonly Socket socket;
         readonly double timeout;
         readonly Stopwatch clock = Stopwatch.StartNew();
         long halfClosedAtTicks = -1; // clock ticks when the sender half-closed; -1 while sending
+
+        // C-7: which side saw the end first. Guarded by gate.
+        readonly object gate = new object();
+        bool endRead;                    // the receiver has read end of stream
+        bool sending;                    // the sender is inside Socket.Send
+        SocketException brokenBySend;    // a send failed before endRead, or with a reset
 
         Client(Socket socket, double timeout)
         {
@@ -48,16 +67,17 @@ namespace UpperEcho
 
         public static int Run(ClientOptions options, List<byte[]> messages)
         {
-            MonoQuirks.SkipSlowSocketInit();
+            Quirks.SkipSlowSocketInit();
+            double timeout = options.TimeoutMs / 1000.0;
             Socket socket;
             try
             {
-                socket = Connect(options.Host, options.Port, options.Timeout);
+                socket = Connect(options.Host, options.Port, timeout);
             }
             catch (Exception e)
             {
                 Out.Error("cannot connect to " + options.Host + ":" + options.Port + ": " + Out.OneLine(Reason(e)));
-                return ExitCannotConnect;
+                return ExitCode.CannotConnect;
             }
             byte[] payload = null;
             if (messages.Count > 0)
@@ -70,24 +90,22 @@ namespace UpperEcho
                 }
                 payload = bytes.ToArray();
             }
-            var client = new Client(socket, options.Timeout);
+            var client = new Client(socket, timeout);
             // Background: a sender blocked reading a terminal must not keep the client alive
             // after the server closed (C-7).
             var sender = new Thread(() => client.SendAll(payload), 256 * 1024) { IsBackground = true, Name = "sender" };
             sender.Start();
-            int code;
             try
             {
-                code = client.ReceiveAll();
+                return client.ReceiveAll(); // a StdoutException goes up to Cli: exit 1 (X-6)
             }
             finally
             {
+                // Shutdown first: Mono's Close waits for a send blocked in another thread; this ends it.
+                try { socket.Shutdown(SocketShutdown.Both); } catch (Exception) { }
                 try { socket.Close(); } catch (Exception) { }
             }
-            // Returning from Main would make Mono wait for the sender, which may be blocked reading
-            // stdin (C-7: the server closed first). stdout is unbuffered and already flushed.
-            Environment.Exit(code);
-            return code;
+            // Cli ends the process at once (Quirks.Exit): the sender may still be blocked reading stdin.
         }
 
         static string Reason(Exception e)
@@ -154,12 +172,14 @@ namespace UpperEcho
                     Stream stdin = Console.OpenStandardInput();
                     var buffer = new byte[Chunk];
                     int r;
-                    while ((r = stdin.Read(buffer, 0, buffer.Length)) > 0) SendBytes(buffer, r);
+                    while ((r = stdin.Read(buffer, 0, buffer.Length)) > 0)
+                        if (!SendBytes(buffer, r)) break;
                 }
             }
             catch (Exception)
             {
-                // C-7: the server closed or reset; the receiver decides the outcome.
+                // C-7: a failed send is recorded by SendBytes for the receiver, which decides the outcome;
+                // a failed stdin read ends the input like EOF.
             }
             finally
             {
@@ -168,23 +188,84 @@ namespace UpperEcho
             }
         }
 
-        void SendBytes(byte[] data, int count)
+        /// <summary>Send data[0, count); false when the receiver has read end of stream (C-7: stop sending).
+        /// A failed send is recorded, under gate, in the same step that says it is over, so the receiver
+        /// never sees "no send under way" without the failure; then its exception is thrown.</summary>
+        bool SendBytes(byte[] data, int count)
         {
             int offset = 0;
             while (offset < count)
             {
-                int n = socket.Send(data, offset, count - offset, SocketFlags.None);
-                if (n <= 0) throw new SocketException((int)SocketError.ConnectionAborted);
+                lock (gate)
+                {
+                    if (endRead) return false;
+                    sending = true;
+                }
+                int n = 0;
+                SocketException failure = null;
+                try
+                {
+                    n = socket.Send(data, offset, count - offset, SocketFlags.None);
+                    if (n <= 0) failure = new SocketException((int)SocketError.ConnectionAborted);
+                }
+                catch (SocketException e)
+                {
+                    failure = e;
+                }
+                finally
+                {
+                    lock (gate)
+                    {
+                        sending = false;
+                        // Before the receiver read end of stream, any failure breaks the connection (C-7). A reset
+                        // (ECONNRESET, not EPIPE) always does: after the server's FIN Linux reports EPIPE, so a
+                        // reset means the end of stream the receiver read was the reset's, not a FIN.
+                        if (failure != null && brokenBySend == null
+                            && (!endRead || failure.SocketErrorCode == SocketError.ConnectionReset))
+                            brokenBySend = failure;
+                        Monitor.PulseAll(gate);
+                    }
+                }
+                if (failure != null) throw failure;
                 offset += n;
             }
+            return true;
+        }
+
+        /// <summary>The receiver read end of stream: 0 when it was the server's orderly close, else 4 with the
+        /// error line. A reset the sender consumed first (its send failed) leaves the receiver only a plain
+        /// end of stream, so the sender's record decides. A send under way is ended by shutting our sending
+        /// side (C-7: the client stops sending): a blocked send then returns at once, with ECONNRESET when
+        /// a reset was pending and EPIPE otherwise, and the receiver waits for that return.</summary>
+        int EndOfStream()
+        {
+            SocketException broken;
+            lock (gate)
+            {
+                endRead = true;
+                if (sending)
+                {
+                    try { socket.Shutdown(SocketShutdown.Send); } catch (Exception) { }
+                }
+                var wait = Stopwatch.StartNew();
+                while (sending && brokenBySend == null)
+                {
+                    long left = InFlightSendGraceMs - wait.ElapsedMilliseconds;
+                    if (left <= 0) break;
+                    Monitor.Wait(gate, (int)left);
+                }
+                broken = brokenBySend;
+            }
+            if (broken == null) return ExitCode.Ok;
+            Out.Error("connection broke: " + Out.OneLine(broken.Message));
+            return ExitCode.ConnectionBroke;
         }
 
         double Seconds(long ticks) { return (double)ticks / Stopwatch.Frequency; }
 
-        /// <summary>Copy the socket to stdout until the server closes; return the exit code.</summary>
+        /// <summary>Copy the socket to stdout until the server closes; return the exit code (C-6, C-7).</summary>
         int ReceiveAll()
         {
-            Stream stdout = Out.Stdout;
             var buffer = new byte[Chunk];
             long lastDataTicks = 0;
             while (true)
@@ -203,7 +284,7 @@ namespace UpperEcho
                     {
                         Out.Error("no data from the server for " + timeout.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)
                                   + " s after sending everything");
-                        return ExitConnectionBroke;
+                        return ExitCode.ConnectionBroke;
                     }
                     waitMicros = (int)Math.Max(1, Math.Min(left * 1e6, 1e9));
                 }
@@ -215,7 +296,7 @@ namespace UpperEcho
                 catch (Exception e)
                 {
                     Out.Error("connection broke: " + Out.OneLine(e.Message));
-                    return ExitConnectionBroke;
+                    return ExitCode.ConnectionBroke;
                 }
                 if (!ready) continue;
                 int r;
@@ -226,20 +307,11 @@ namespace UpperEcho
                 catch (Exception e)
                 {
                     Out.Error("connection broke: " + Out.OneLine(e.Message));
-                    return ExitConnectionBroke;
+                    return ExitCode.ConnectionBroke;
                 }
-                if (r == 0) return ExitOk;
+                if (r == 0) return EndOfStream();
                 lastDataTicks = clock.ElapsedTicks;
-                try
-                {
-                    stdout.Write(buffer, 0, r); // C-4: the server's bytes, unchanged
-                    stdout.Flush();
-                }
-                catch (Exception e)
-                {
-                    Out.Error("cannot write to stdout: " + Out.OneLine(e.Message));
-                    return ExitLocalFailure;
-                }
+                Out.Write(buffer, r); // C-4: the server's bytes, unchanged, flushed; X-6: a failure is exit 1
             }
         }
     }

@@ -33,15 +33,26 @@ using System.Runtime.InteropServices;
 
 namespace UpperEcho
 {
+    /// <summary>The server's options (S-7), as checked by Cli against spec/cli.toml.</summary>
     sealed class ServerOptions
     {
-        public string Host = "127.0.0.1";
-        public int Port = 7007;
-        public double IdleTimeout = 300;
-        public int MaxConnections = 1024;
-        public double DrainTimeout = 5;
+        public readonly string Host; // an address or a name, never empty
+        public readonly int Port;
+        public readonly int IdleTimeoutMs; // 0 = off (S-2)
+        public readonly int MaxConnections;
+        public readonly int DrainTimeoutMs;
+
+        public ServerOptions(string host, int port, int idleTimeoutMs, int maxConnections, int drainTimeoutMs)
+        {
+            Host = host;
+            Port = port;
+            IdleTimeoutMs = idleTimeoutMs;
+            MaxConnections = maxConnections;
+            DrainTimeoutMs = drainTimeoutMs;
+        }
     }
 
+    /// <summary>The server cannot listen (S-9): Cli maps it to exit 1.</summary>
     sealed class CannotListenException : Exception
     {
         public CannotListenException(string message) : base(message) { }
@@ -50,9 +61,8 @@ namespace UpperEcho
     sealed class Server
     {
         public const int ReadBuffer = 64 * 1024; // D-4
-        const int InitialReadBuffer = 4 * 1024;
+        public const int InitialReadBuffer = 4 * 1024; // grows to ReadBuffer when a read fills it
         const int ThreadStack = 256 * 1024;
-        const int ExitCannotListen = 1; // S-9
 
         readonly ServerOptions options;
         readonly object gate = new object();
@@ -61,33 +71,31 @@ namespace UpperEcho
         Socket listener;
         AddressFamily family;
         volatile bool stopping;
-        int idleMilliseconds;
 
         public Server(ServerOptions options) { this.options = options; }
 
-        public int Run()
+        /// <summary>Listen, serve until SIGTERM/SIGINT, drain (S-4). Throws CannotListenException (S-9)
+        /// and StdoutException when the readiness line cannot be written (S-9, X-6).</summary>
+        public void Run()
         {
-            double ms = Math.Ceiling(options.IdleTimeout * 1000); // 0 = off; never round a tiny timeout to "off"
-            idleMilliseconds = ms > int.MaxValue ? 0 : (int)ms;
-            MonoQuirks.SkipSlowSocketInit();
+            Quirks.SkipSlowSocketInit();
+            listener = Listen(options.Host, options.Port);
+            var signals = InstallSignalHandlers(); // before readiness: a SIGTERM right after it must drain
             try
             {
-                listener = Listen(options.Host, options.Port);
+                Out.Print("listening on " + Address.Format((IPEndPoint)listener.LocalEndPoint) + "\n"); // S-8
             }
-            catch (CannotListenException e)
+            catch (StdoutException)
             {
-                Out.Error(e.Message);
-                return ExitCannotListen;
+                listener.Close(); // nobody learns the address: accept nothing
+                throw;
             }
-            var signals = InstallSignalHandlers(); // before readiness: a SIGTERM right after it must drain
-            Out.Print("listening on " + Address.Format((IPEndPoint)listener.LocalEndPoint) + "\n"); // S-8
 
             var acceptor = new Thread(AcceptLoop) { IsBackground = true, Name = "accept" };
             acceptor.Start();
             stop.WaitOne();
             GC.KeepAlive(signals);
             Drain();
-            return 0;
         }
 
         object InstallSignalHandlers()
@@ -130,7 +138,7 @@ namespace UpperEcho
             try
             {
                 socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-                SetReuseAddress(socket);
+                Quirks.SetReuseAddress(socket);
                 socket.Bind(endpoint);
                 socket.Listen(1024);
                 return socket;
@@ -140,17 +148,6 @@ namespace UpperEcho
                 if (socket != null) socket.Close();
                 throw new CannotListenException("cannot listen on " + Address.Format(endpoint) + ": " + Out.OneLine(e.Message));
             }
-        }
-
-        static void SetReuseAddress(Socket socket)
-        {
-#if MONO
-            // Plain SO_REUSEADDR (a restart may rebind over TIME_WAIT). Mono's ReuseAddress option also
-            // sets SO_REUSEPORT, which would let two servers share a port instead of failing with exit 1.
-            Syscall.setsockopt((int)socket.Handle, UnixSocketProtocol.SOL_SOCKET, UnixSocketOptionName.SO_REUSEADDR, 1);
-#else
-            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-#endif
         }
 
         void AcceptLoop()
@@ -217,7 +214,7 @@ namespace UpperEcho
             }
         }
 
-        internal int IdleMilliseconds { get { return idleMilliseconds; } }
+        internal int IdleMilliseconds { get { return options.IdleTimeoutMs; } }
 
         internal void Finished(Connection connection)
         {
@@ -237,7 +234,7 @@ namespace UpperEcho
             stopping = true;
             try { listener.Close(); } catch (Exception) { }
             var clock = Stopwatch.StartNew();
-            double drainMs = options.DrainTimeout * 1000;
+            double drainMs = options.DrainTimeoutMs;
             lock (gate)
             {
                 while (connections.Count > 0)
@@ -286,8 +283,8 @@ namespace UpperEcho
             {
                 socket.NoDelay = true; // answers are small and owed at once (D-2): no Nagle delay
                 socket.ReceiveTimeout = server.IdleMilliseconds; // S-2; 0 = off
-                var transducer = new UppercaseTransducer();
-                var buffer = new byte[4 * 1024];
+                var transducer = new Transducer();
+                var buffer = new byte[Server.InitialReadBuffer];
                 while (true)
                 {
                     int r;

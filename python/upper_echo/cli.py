@@ -171,13 +171,15 @@ class ArgumentParser(argparse.ArgumentParser):
         write_stdout(self.format_help().encode("utf-8", errors="backslashreplace"))
 
 
-def build_parser() -> ArgumentParser:
+def build_parsers() -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
+    """The top-level parser (usage, the choice of subcommand) and each subcommand's own parser."""
     parser = ArgumentParser(
         prog="upper-echo", description="Uppercase echo over TCP: the reference implementation of spec/PROTOCOL.md."
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="{server,client,transform}")
+    subparsers = {}
     for name, command in COMMANDS.items():
-        subparser = commands.add_parser(name, help=command.help, description=command.description)
+        subparser = subparsers[name] = commands.add_parser(name, help=command.help, description=command.description)
         for flag in command.flags:
             subparser.add_argument(
                 f"--{flag.name}",
@@ -188,7 +190,24 @@ def build_parser() -> ArgumentParser:
             )
         if command.operands:
             subparser.add_argument("messages", nargs="*", metavar="MESSAGE", help="lines to send; stdin when none")
-    return parser
+    return parser, subparsers
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """X-3: flags and operands intermix. argparse cannot intermix under subcommands, and its intermixed parser
+    mishandles `--`, so a subcommand's own parser reads the flags and what follows `--` is taken as operands."""
+    parser, subparsers = build_parsers()
+    if not argv or argv[0] not in subparsers:
+        return parser.parse_args(argv)  # usage, --help, or an unknown subcommand
+    command, rest = argv[0], argv[1:]
+    after = []
+    if COMMANDS[command].operands and "--" in rest:
+        rest, after = rest[: rest.index("--")], rest[rest.index("--") + 1 :]
+    arguments = subparsers[command].parse_intermixed_args(rest)
+    arguments.command = command
+    if after:
+        arguments.messages += after
+    return arguments
 
 
 def run_transform(chunk_size: int) -> None:
@@ -214,7 +233,7 @@ def run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        run(build_parser().parse_args(argv))
+        run(parse_arguments(sys.argv[1:] if argv is None else argv))
     except UsageError as failure:
         error(str(failure))
         return EXIT_USAGE

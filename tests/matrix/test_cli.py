@@ -204,6 +204,10 @@ def test_pinned_row(backend, implementation, dedicated_server, case) -> None:
     if case["exit"] == 2:
         assert_usage_error(result)
         return
+    if case["exit"] == 0:  # --help
+        assert (result.returncode, result.stderr) == (0, b""), (case["why"], result.returncode, result.stderr)
+        assert f"--{next(iter(COMMANDS[command]['options']))}".encode() in result.stdout, result.stdout
+        return
     assert result.returncode == case["exit"], (case["why"], result.returncode, result.stderr)
     assert result.stdout == b""
     assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
@@ -221,3 +225,13 @@ def test_stdout_write_failure_exits_1_with_one_error_line(backend, implementatio
         result = backend.run(implementation, *args, stdin=b"hello", stdout_to_full=True, timeout=30)
     assert result.returncode == 1, f"exit {result.returncode}; stderr {result.stderr!r}"
     assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+
+
+@pytest.mark.clause("X-3", "C-2")
+def test_messages_intermix_with_flags_and_follow_double_dash(backend, implementation) -> None:
+    with FakeServer(backend.harness_host, echo_unchanged) as fake:
+        result = backend.run(
+            implementation, "client", "a", "--host", backend.harness_host, "b", "--port", str(fake.port),
+            "--", "-x", "--port", timeout=30,
+        )  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, b"a\nb\n-x\n--port\n"), result.stderr

@@ -6,6 +6,7 @@ Each mutant below is a small patch applied before upper_echo's own main(); every
 They are registered in tests/mutants/mutants.toml, never in implementations.toml, and tests/mutants/
 test_mutants.py checks that the matrix catches every one of them.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,6 +37,7 @@ def wrap_server_reader(make_reader) -> None:
 
     def __init__(self, reader, writer, idle_timeout):
         original_init(self, make_reader(reader), writer, idle_timeout)
+
     server.Connection.__init__ = __init__
 
 
@@ -45,6 +47,7 @@ def locale_upper() -> None:
     import ctypes
     import ctypes.util
     import locale
+
     locale.setlocale(locale.LC_ALL, "")  # the environment's locale, as a C program does
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     libc.towupper.argtypes, libc.towupper.restype = [ctypes.c_uint32], ctypes.c_uint32
@@ -53,6 +56,7 @@ def locale_upper() -> None:
         text = data.decode("utf-8", errors="surrogateescape")
         upper = "".join(c if 0xDC80 <= ord(c) <= 0xDCFF else chr(libc.towupper(ord(c))) for c in text)
         return upper.encode("utf-8", errors="surrogateescape")
+
     transducer.UppercaseTransducer._map = _map
     transducer.UppercaseTransducer.feed = feed_without_fast_path
 
@@ -60,20 +64,24 @@ def locale_upper() -> None:
 @mutant
 def drop_cr() -> None:
     """Line framing: the server reads line by line (waiting for LF) and turns CRLF into LF (D-2, D-3)."""
+
     class LineReader:
         def __init__(self, reader):
             self.reader = reader
 
         async def read(self, size: int) -> bytes:
             return (await self.reader.readline()).replace(b"\r\n", b"\n")
+
     wrap_server_reader(LineReader)
 
 
 @mutant
 def replace_invalid() -> None:
     """Decode with errors='replace': ill-formed bytes become U+FFFD (T-3)."""
+
     def _map(self, data: bytes) -> bytes:
         return data.decode("utf-8", errors="replace").translate(self._table).encode("utf-8")
+
     transducer.UppercaseTransducer._map = _map
 
 
@@ -88,6 +96,7 @@ def buffer_to_eof() -> None:
 
     def flush(self) -> bytes:
         return original_feed(self, bytes(self.__dict__.pop("pending", b""))) + original_flush(self)
+
     transducer.UppercaseTransducer.feed, transducer.UppercaseTransducer.flush = feed, flush
 
 
@@ -99,12 +108,14 @@ def one_at_a_time() -> None:
     async def _on_connect(self, reader, writer):
         async with self.__dict__.setdefault("one_at_a_time", asyncio.Lock()):
             await original(self, reader, writer)
+
     server.UpperEchoServer._on_connect = _on_connect
 
 
 @mutant
 def ignore_half_close() -> None:
     """A FIN is not the end: the server keeps waiting for input (until the idle timeout) (E-1)."""
+
     class DeafToEof:
         def __init__(self, reader):
             self.reader = reader
@@ -114,6 +125,7 @@ def ignore_half_close() -> None:
             if not data:
                 await asyncio.Event().wait()  # forever; only the idle timeout ends it
             return data
+
     wrap_server_reader(DeafToEof)
 
 
@@ -126,6 +138,7 @@ def lose_tail() -> None:
 @mutant
 def drop_64k() -> None:
     """One byte lost every 64 KiB: the last byte of each 65536 received (T-1)."""
+
     class Dropping:
         def __init__(self, reader):
             self.reader, self.offset = reader, 0
@@ -134,6 +147,7 @@ def drop_64k() -> None:
             data = await self.reader.read(size)
             start, self.offset = self.offset, self.offset + len(data)
             return bytes(byte for index, byte in enumerate(data, start) if index % 65536 != 65535)
+
     wrap_server_reader(Dropping)
 
 
@@ -145,6 +159,7 @@ def trailing_newline() -> None:
     def exchange(sock, timeout, outgoing, stdin, write):
         original(sock, timeout, outgoing, stdin, write)
         write(b"\n")
+
     client.exchange = exchange
 
 
@@ -159,6 +174,7 @@ def exit0_on_reset() -> None:
         except client.ConnectionBroke as broke:
             if not str(broke).startswith("connection broke"):
                 raise  # the timeout of C-5 stays exit 4
+
     client.exchange = exchange
 
 

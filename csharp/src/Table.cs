@@ -10,7 +10,7 @@
 // entry holds the UTF-8 bytes of the replacement, ready to copy. The runtime's
 // case functions are never used (T-5).
 //
-// The transducer's hot path uses Pack(pages) instead: one ulong per BMP code
+// The transducer's hot path uses Packed instead: one ulong per BMP code
 // point, the replacement's UTF-8 bytes little-endian in the low 7 bytes and
 // their count in the top byte (0 when the code point maps to itself; all bits
 // set when the replacement is longer than 7 bytes, which the pinned table never is).
@@ -21,17 +21,17 @@ using System.Text;
 
 namespace UpperEcho
 {
-    public static class UppercaseTable
+    static class Table
     {
-        public const string ResourceName = "uppercase.tsv";
+        const string ResourceName = "uppercase.tsv";
         const int MaxCodePoint = 0x10FFFF;
 
         static readonly object Gate = new object();
         static byte[][][] pages;
         static ulong[] packed;
-        static int entries;
 
-        /// <summary>UTF-8 bytes of the uppercase mapping of cp, or null when cp maps to itself.</summary>
+        /// <summary>Pages[cp >> 8][cp & 0xFF]: the UTF-8 bytes of the uppercase mapping of cp, or null (a null
+        /// page or entry) when cp maps to itself.</summary>
         public static byte[][][] Pages
         {
             get
@@ -63,7 +63,7 @@ namespace UpperEcho
         }
 
         /// <summary>The BMP part of pages as one packed ulong per code point (see the top of this file).</summary>
-        public static ulong[] Pack(byte[][][] pages)
+        static ulong[] Pack(byte[][][] pages)
         {
             var result = new ulong[0x10000];
             for (int hi = 0; hi < 0x100; hi++)
@@ -86,8 +86,6 @@ namespace UpperEcho
             return result;
         }
 
-        public static int Count { get { byte[][][] unused = Pages; return entries; } }
-
         static byte[][][] Load()
         {
             Stream stream = Assembly.GetExecutingAssembly().GetManifestResourceStream(ResourceName);
@@ -97,14 +95,13 @@ namespace UpperEcho
             using (stream)
             using (var reader = new StreamReader(stream, new UTF8Encoding(false, true)))
                 text = reader.ReadToEnd(); // our own well-formed ASCII file, never payload
-            return Parse(text, out entries);
+            return Parse(text);
         }
 
         /// <summary>Parse the spec/uppercase.tsv format (T-4): comments start with '#', else CP TAB CP[ CP...].</summary>
-        public static byte[][][] Parse(string text, out int count)
+        static byte[][][] Parse(string text)
         {
             var result = new byte[(MaxCodePoint >> 8) + 1][][];
-            count = 0;
             foreach (string rawLine in text.Split('\n'))
             {
                 string line = rawLine.TrimEnd('\r');
@@ -123,7 +120,6 @@ namespace UpperEcho
                 byte[][] page = result[cp >> 8];
                 if (page == null) result[cp >> 8] = page = new byte[256][];
                 page[cp & 0xFF] = bytes.ToArray();
-                count++;
             }
             return result;
         }
@@ -147,7 +143,7 @@ namespace UpperEcho
         }
 
         /// <summary>Write the UTF-8 encoding of scalar value cp at buffer[offset]; return its length.</summary>
-        public static int EncodeUtf8(int cp, byte[] buffer, int offset)
+        static int EncodeUtf8(int cp, byte[] buffer, int offset)
         {
             if (cp < 0x80) { buffer[offset] = (byte)cp; return 1; }
             if (cp < 0x800)

@@ -1,5 +1,7 @@
-// The transform U of spec/PROTOCOL.md as a pure streaming transducer:
-// bytes in, bytes out, flush at end of stream. No I/O happens here.
+// The pure protocol core: the transform U of spec/PROTOCOL.md as a sans-I/O
+// streaming transducer. It touches no I/O (no sockets, no streams, no files):
+// bytes in, bytes out, flush at end of stream; Server, Client and the
+// transform command are the I/O shells around it.
 //
 // Scanning follows T-3 literally: at each byte, if a well-formed sequence of
 // Unicode Table 3-7 starts there it is mapped through the pinned table (T-4)
@@ -18,31 +20,26 @@ using System;
 
 namespace UpperEcho
 {
-    public sealed class UppercaseTransducer
+    sealed class Transducer
     {
         readonly byte[][][] pages;
-        readonly ulong[] packed; // UppercaseTable.Pack(pages): BMP replacements, one 8-byte store each
+        readonly ulong[] packed; // Table.Packed: BMP replacements, one 8-byte store each
         readonly byte[] tail = new byte[3];
         int tailLength;
         readonly byte[] scratch = new byte[6];
         byte[] output;
         int outLength;
 
-        public UppercaseTransducer() : this(UppercaseTable.Pages) { }
-
-        public UppercaseTransducer(byte[][][] pages)
+        public Transducer()
         {
-            this.pages = pages;
-            packed = ReferenceEquals(pages, UppercaseTable.Pages) ? UppercaseTable.Packed : UppercaseTable.Pack(pages);
+            pages = Table.Pages;
+            packed = Table.Packed;
             output = new byte[64];
         }
 
         /// <summary>The output buffer; Feed and Flush return how many of its leading bytes are valid.
         /// It is overwritten by the next call.</summary>
         public byte[] Output { get { return output; } }
-
-        /// <summary>Bytes currently held back (0-3): a proper prefix of a well-formed sequence.</summary>
-        public int HeldBack { get { return tailLength; } }
 
         /// <summary>Transform input[offset, offset+count); return the number of bytes owed now, in Output.</summary>
         public int Feed(byte[] input, int offset, int count)
