@@ -9,7 +9,7 @@
 //! fast path: eight bytes are tested at a time, and when the table's ASCII part is exactly a-z -> A-Z (it is,
 //! checked when the table is loaded) they are uppercased with arithmetic the compiler vectorizes.
 
-use crate::table::Table;
+use crate::table::{packed_len, unpack, Table};
 
 pub struct Transducer {
     table: &'static Table,
@@ -43,7 +43,7 @@ fn lead(b: u8) -> Option<(u8, u8, usize)> {
 }
 
 /// Classify what starts at `bytes[0]` (`bytes` not empty, `bytes[0]` not ASCII).
-#[inline]
+#[inline(always)]
 fn scan(bytes: &[u8]) -> Scan {
     let b0 = bytes[0];
     let (low, high, len) = match lead(b0) {
@@ -67,22 +67,13 @@ fn scan(bytes: &[u8]) -> Scan {
 
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// The length of the run of ASCII bytes at the start of `bytes`.
+/// a-z -> A-Z in each byte of a word of ASCII bytes (no other byte changes). A byte >= 0x80 may carry into
+/// the bytes after it, never into those before it: the caller keeps only the bytes before the first one.
 #[inline]
-fn ascii_run(bytes: &[u8]) -> usize {
-    let mut i = 0;
-    while i + 8 <= bytes.len() {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&bytes[i..i + 8]);
-        if u64::from_ne_bytes(word) & HIGH_BITS != 0 {
-            break;
-        }
-        i += 8;
-    }
-    while i < bytes.len() && bytes[i] < 0x80 {
-        i += 1;
-    }
-    i
+fn upper_ascii_word(word: u64) -> u64 {
+    let at_least_a = word.wrapping_add(0x1F1F_1F1F_1F1F_1F1F); // high bit set where byte >= 0x61
+    let above_z = word.wrapping_add(0x0505_0505_0505_0505); // high bit set where byte >= 0x7B
+    word ^ ((at_least_a & !above_z & HIGH_BITS) >> 2)
 }
 
 impl Transducer {
@@ -99,7 +90,6 @@ impl Transducer {
     /// Append U(input) to `out`, holding back a possible-prefix tail (D-2). At most 3 bytes out per byte in
     /// (T-4), plus the 3 held back from before.
     pub fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        out.reserve(input.len() * 3 + 3);
         let mut i = 0;
         if self.tail_len > 0 {
             // Finish what started in the tail, on the tail plus at most 3 new bytes.
@@ -135,43 +125,111 @@ impl Transducer {
         self.feed_from(input, i, out);
     }
 
+    /// The hot loop: U of `input[i..]` written straight into `out`'s spare capacity.
+    ///
+    /// Output is written with unaligned 8-byte stores that may run up to 7 bytes past what is kept (the
+    /// length only advances by what is meant), so the loop reserves 3 bytes per input byte (T-4's bound)
+    /// plus 8 of slack, and every store is within that reservation.
     fn feed_from(&mut self, input: &[u8], mut i: usize, out: &mut Vec<u8>) {
         let table = self.table;
-        while i < input.len() {
-            if input[i] < 0x80 {
-                let run = &input[i..i + ascii_run(&input[i..])];
-                if table.ascii_is_a_to_z {
-                    out.extend(run.iter().map(|&b| b ^ ((b.wrapping_sub(b'a') < 26) as u8) << 5));
+        let n = input.len();
+        out.reserve((n - i) * 3 + 8);
+        let limit = out.len() + (n - i) * 3 + 8;
+        let base = out.as_mut_ptr();
+        let mut o = out.len();
+        // SAFETY (for every store below): `o` only grows by at most 3 per input byte consumed, plus what
+        // `held` adds (none: the tail is not written here), so `o + 8 <= limit <= capacity` before each store.
+        let store = |o: usize, word: u64| {
+            debug_assert!(o + 8 <= limit);
+            unsafe { std::ptr::write_unaligned(base.add(o) as *mut u64, word.to_le()) }
+        };
+        let fast_ascii = table.ascii_is_a_to_z;
+        while i < n {
+            let b = input[i];
+            if b < 0x80 {
+                if fast_ascii && i + 8 <= n {
+                    let mut word = [0u8; 8];
+                    word.copy_from_slice(&input[i..i + 8]);
+                    let word = u64::from_le_bytes(word);
+                    let high = word & HIGH_BITS;
+                    // Bytes before the first non-ASCII one are uppercased right; the store may write junk
+                    // after them, which later stores overwrite.
+                    store(o, upper_ascii_word(word));
+                    if high != 0 {
+                        let ascii = (high.trailing_zeros() / 8) as usize;
+                        i += ascii;
+                        o += ascii;
+                        continue;
+                    }
+                    i += 8;
+                    o += 8;
+                    // A run of ASCII: two words a step while both are ASCII.
+                    while i + 16 <= n {
+                        let mut pair = [0u8; 16];
+                        pair.copy_from_slice(&input[i..i + 16]);
+                        let low = u64::from_le_bytes([pair[0], pair[1], pair[2], pair[3], pair[4], pair[5], pair[6], pair[7]]);
+                        let high = u64::from_le_bytes([pair[8], pair[9], pair[10], pair[11], pair[12], pair[13], pair[14], pair[15]]);
+                        if (low | high) & HIGH_BITS != 0 {
+                            break;
+                        }
+                        store(o, upper_ascii_word(low));
+                        store(o + 8, upper_ascii_word(high));
+                        i += 16;
+                        o += 16;
+                    }
                 } else {
-                    out.extend(run.iter().map(|&b| table.ascii[b as usize]));
+                    store(o, u64::from(table.ascii[b as usize]));
+                    i += 1;
+                    o += 1;
                 }
-                i += run.len();
+                continue;
+            }
+            // Two-byte sequences (most cased letters): decoded inline.
+            if (0xC2..=0xDF).contains(&b) && i + 1 < n && input[i + 1] & 0xC0 == 0x80 {
+                let code_point = (u32::from(b & 0x1F) << 6) | u32::from(input[i + 1] & 0x3F);
+                let packed = table.two_byte(code_point);
+                store(o, packed);
+                o += packed_len(packed);
+                i += 2;
                 continue;
             }
             match scan(&input[i..]) {
                 Scan::Char(len, code_point) => {
-                    self.put(code_point, &input[i..i + len], out);
+                    let packed = table.packed(code_point);
+                    if packed == 0 {
+                        let mut word = [0u8; 8];
+                        word[..len].copy_from_slice(&input[i..i + len]);
+                        store(o, u64::from_le_bytes(word));
+                        o += len;
+                    } else {
+                        store(o, packed);
+                        o += packed_len(packed);
+                    }
                     i += len;
                 }
                 Scan::Invalid => {
-                    out.push(input[i]);
+                    store(o, u64::from(b));
+                    o += 1;
                     i += 1;
                 }
                 Scan::Incomplete => {
                     let rest = &input[i..];
                     self.tail[..rest.len()].copy_from_slice(rest);
                     self.tail_len = rest.len();
-                    return;
+                    break;
                 }
             }
         }
+        debug_assert!(o <= limit - 8);
+        // SAFETY: every byte below `o` was written above (or was there before).
+        unsafe { out.set_len(o) };
     }
 
-    #[inline]
+    /// One mapped character, for the tail path: the replacement, or the original bytes.
     fn put(&self, code_point: u32, original: &[u8], out: &mut Vec<u8>) {
-        match self.table.get(code_point) {
-            Some(mapped) => out.extend_from_slice(mapped),
-            None => out.extend_from_slice(original),
+        match self.table.packed(code_point) {
+            0 => out.extend_from_slice(original),
+            packed => out.extend_from_slice(&unpack(packed)),
         }
     }
 
@@ -260,6 +318,20 @@ mod tests {
     }
 
     #[test]
+    fn ascii_words_change_a_to_z_only_and_keep_the_bytes_before_a_non_ascii_one() {
+        for b in 0..=255u8 {
+            for position in 0..8 {
+                let mut bytes = *b"azAZ@[`{";
+                bytes[position] = b;
+                let word = upper_ascii_word(u64::from_le_bytes(bytes)).to_le_bytes();
+                let kept = bytes.iter().position(|&x| x >= 0x80).unwrap_or(8);
+                let expected: Vec<u8> = bytes.iter().map(|&x| if x.is_ascii_lowercase() { x - 32 } else { x }).collect();
+                assert_eq!(word[..kept], expected[..kept], "byte {:#04x} at {}", b, position);
+            }
+        }
+    }
+
+    #[test]
     fn holds_back_only_a_possible_prefix() {
         let table = table();
         let mut transducer = Transducer::new(table);
@@ -286,7 +358,10 @@ mod tests {
                 if let Some(piece) = input.get(i..i + len) {
                     if let Ok(text) = std::str::from_utf8(piece) {
                         let c = text.chars().next().unwrap() as u32;
-                        out.extend_from_slice(table.get(c).unwrap_or(piece));
+                        match table.get(c) {
+                            Some(mapped) => out.extend_from_slice(&mapped),
+                            None => out.extend_from_slice(piece),
+                        }
                         i += len;
                         done = true;
                         break;
