@@ -19,9 +19,9 @@ pub struct Table {
     index: Vec<u16>,
     /// block * BLOCK + (code point & (BLOCK - 1)) -> packed replacement; 0 = maps to itself.
     blocks: Vec<u64>,
-    /// U on each two-byte sequence, by code point (0x80..0x800), packed; never 0 (an unmapped character
-    /// holds its own two bytes), so the transducer stores without a branch.
-    two_byte: Vec<u64>,
+    /// U on every code point below 0x800 (ASCII and the two-byte sequences), packed; never 0 (an unmapped
+    /// character holds its own bytes), so the transducer stores without a branch.
+    small: Vec<u64>,
     /// U on one ASCII byte.
     pub ascii: [u8; 128],
     /// Whether `ascii` is exactly a-z -> A-Z (the arithmetic fast path of the transducer is then exact).
@@ -40,7 +40,7 @@ impl Table {
         let mut table = Table {
             index: vec![0; CODE_POINTS / BLOCK],
             blocks: vec![0; BLOCK],
-            two_byte: Vec::new(),
+            small: Vec::new(),
             ascii: [0; 128],
             ascii_is_a_to_z: false,
             entries: 0,
@@ -77,9 +77,10 @@ impl Table {
                 None => b,
             };
         }
-        table.two_byte = (0..0x800u32)
+        table.small = (0..0x800u32)
             .map(|code_point| match table.packed(code_point) {
-                0 if code_point >= 0x80 => {
+                0 if code_point < 0x80 => u64::from(code_point) | 1 << 56,
+                0 => {
                     let [b0, b1] = [0xC0 | (code_point >> 6) as u8, 0x80 | (code_point & 0x3F) as u8];
                     u64::from_le_bytes([b0, b1, 0, 0, 0, 0, 0, 2])
                 }
@@ -115,10 +116,10 @@ impl Table {
         self.blocks[block * BLOCK + (code_point as usize & (BLOCK - 1))]
     }
 
-    /// U on the two-byte character `code_point` (0x80..0x800), packed: its replacement, or its own bytes.
+    /// U on `code_point` below 0x800, packed: its replacement, or its own bytes.
     #[inline]
-    pub fn two_byte(&self, code_point: u32) -> u64 {
-        self.two_byte[code_point as usize & 0x7FF]
+    pub fn small(&self, code_point: u32) -> u64 {
+        self.small[code_point as usize & 0x7FF]
     }
 
     /// The UTF-8 of the replacement of `code_point`, or None when it maps to itself.
@@ -185,9 +186,11 @@ mod tests {
         assert_eq!(table.get('İ' as u32), None);
         assert_eq!(table.get('ẞ' as u32), None);
         assert_eq!(table.get(0x10FFFF), None);
-        assert_eq!(&*unpack(table.two_byte('é' as u32)), "É".as_bytes());
-        assert_eq!(&*unpack(table.two_byte('É' as u32)), "É".as_bytes());
-        assert_eq!(&*unpack(table.two_byte('ΐ' as u32)), "\u{0399}\u{0308}\u{0301}".as_bytes());
+        assert_eq!(&*unpack(table.small('é' as u32)), "É".as_bytes());
+        assert_eq!(&*unpack(table.small('a' as u32)), b"A");
+        assert_eq!(&*unpack(table.small('!' as u32)), b"!");
+        assert_eq!(&*unpack(table.small('É' as u32)), "É".as_bytes());
+        assert_eq!(&*unpack(table.small('ΐ' as u32)), "\u{0399}\u{0308}\u{0301}".as_bytes());
     }
 
     #[test]

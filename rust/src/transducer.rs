@@ -144,81 +144,63 @@ impl Transducer {
             unsafe { std::ptr::write_unaligned(base.add(o) as *mut u64, word.to_le()) }
         };
         let fast_ascii = table.ascii_is_a_to_z;
+        // Branches are what mixed text costs (a mispredicted one per switch between ASCII and not): the
+        // common characters (ASCII and two-byte) take one path with no data-dependent branch, and a word
+        // of ASCII takes one branch that is predictable inside a run.
         while i < n {
-            let b = input[i];
-            if b < 0x80 {
-                if fast_ascii && i + 8 <= n {
-                    let mut word = [0u8; 8];
-                    word.copy_from_slice(&input[i..i + 8]);
-                    let word = u64::from_le_bytes(word);
-                    let high = word & HIGH_BITS;
-                    // Bytes before the first non-ASCII one are uppercased right; the store may write junk
-                    // after them, which later stores overwrite.
-                    store(o, upper_ascii_word(word));
-                    if high != 0 {
-                        let ascii = (high.trailing_zeros() / 8) as usize;
-                        i += ascii;
-                        o += ascii;
-                        continue;
-                    }
-                    i += 8;
-                    o += 8;
-                    // A run of ASCII: two words a step while both are ASCII.
-                    while i + 16 <= n {
-                        let mut pair = [0u8; 16];
-                        pair.copy_from_slice(&input[i..i + 16]);
-                        let low = u64::from_le_bytes([pair[0], pair[1], pair[2], pair[3], pair[4], pair[5], pair[6], pair[7]]);
-                        let high = u64::from_le_bytes([pair[8], pair[9], pair[10], pair[11], pair[12], pair[13], pair[14], pair[15]]);
-                        if (low | high) & HIGH_BITS != 0 {
-                            break;
+            if fast_ascii && i + 8 <= n {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&input[i..i + 8]);
+                let word = u64::from_le_bytes(word);
+                let high = word & HIGH_BITS;
+                // Bytes before the first non-ASCII one are uppercased right; the store may write junk after
+                // them, which later stores overwrite.
+                store(o, upper_ascii_word(word));
+                let ascii = if high == 0 { 8 } else { (high.trailing_zeros() / 8) as usize };
+                i += ascii;
+                o += ascii;
+                if ascii == 8 {
+                    continue;
+                }
+            }
+            // One character at i: ASCII or two-byte on the fast path, anything else through scan().
+            let b0 = input[i];
+            let b1 = if i + 1 < n { input[i + 1] } else { 0 };
+            let two = b0 >= 0x80;
+            if two && (!(0xC2..=0xDF).contains(&b0) || b1 & 0xC0 != 0x80) {
+                match scan(&input[i..]) {
+                    Scan::Char(len, code_point) => {
+                        let packed = table.packed(code_point);
+                        if packed == 0 {
+                            let mut word = [0u8; 8];
+                            word[..len].copy_from_slice(&input[i..i + len]);
+                            store(o, u64::from_le_bytes(word));
+                            o += len;
+                        } else {
+                            store(o, packed);
+                            o += packed_len(packed);
                         }
-                        store(o, upper_ascii_word(low));
-                        store(o + 8, upper_ascii_word(high));
-                        i += 16;
-                        o += 16;
+                        i += len;
                     }
-                } else {
-                    store(o, u64::from(table.ascii[b as usize]));
-                    i += 1;
-                    o += 1;
+                    Scan::Invalid => {
+                        store(o, u64::from(b0));
+                        o += 1;
+                        i += 1;
+                    }
+                    Scan::Incomplete => {
+                        let rest = &input[i..];
+                        self.tail[..rest.len()].copy_from_slice(rest);
+                        self.tail_len = rest.len();
+                        break;
+                    }
                 }
                 continue;
             }
-            // Two-byte sequences (most cased letters): decoded inline.
-            if (0xC2..=0xDF).contains(&b) && i + 1 < n && input[i + 1] & 0xC0 == 0x80 {
-                let code_point = (u32::from(b & 0x1F) << 6) | u32::from(input[i + 1] & 0x3F);
-                let packed = table.two_byte(code_point);
-                store(o, packed);
-                o += packed_len(packed);
-                i += 2;
-                continue;
-            }
-            match scan(&input[i..]) {
-                Scan::Char(len, code_point) => {
-                    let packed = table.packed(code_point);
-                    if packed == 0 {
-                        let mut word = [0u8; 8];
-                        word[..len].copy_from_slice(&input[i..i + len]);
-                        store(o, u64::from_le_bytes(word));
-                        o += len;
-                    } else {
-                        store(o, packed);
-                        o += packed_len(packed);
-                    }
-                    i += len;
-                }
-                Scan::Invalid => {
-                    store(o, u64::from(b));
-                    o += 1;
-                    i += 1;
-                }
-                Scan::Incomplete => {
-                    let rest = &input[i..];
-                    self.tail[..rest.len()].copy_from_slice(rest);
-                    self.tail_len = rest.len();
-                    break;
-                }
-            }
+            let code_point = if two { (u32::from(b0 & 0x1F) << 6) | u32::from(b1 & 0x3F) } else { u32::from(b0) };
+            let packed = table.small(code_point);
+            store(o, packed);
+            o += packed_len(packed);
+            i += 1 + two as usize;
         }
         debug_assert!(o <= limit - 8);
         // SAFETY: every byte below `o` was written above (or was there before).
