@@ -9,7 +9,6 @@ test_mutants.py checks that the matrix catches every one of them.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from upper_echo import cli, client, server, transducer
@@ -31,14 +30,23 @@ def feed_without_fast_path(self, data: bytes) -> bytes:
     return self._map(data[:cut])
 
 
-def wrap_server_reader(make_reader) -> None:
-    """Give every server connection a different reader (the rest of Connection is the reference's)."""
-    original_init = server.Connection.__init__
+def feed_instead(connection, data: bytes) -> None:
+    """What Connection.buffer_updated does with bytes received, for mutants that change which bytes those are."""
+    answer = connection.transducer.feed(data)
+    if answer:
+        connection.written += len(answer)
+        connection.transport.write(answer)
 
-    def __init__(self, reader, writer, idle_timeout):
-        original_init(self, make_reader(reader), writer, idle_timeout)
 
-    server.Connection.__init__ = __init__
+def on_received(change) -> None:
+    """Give every server connection's received bytes to `change(connection, data)` first (asyncio's public
+    BufferedProtocol.buffer_updated is the seam; the rest of the Connection is the reference's)."""
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.received += nbytes
+        feed_instead(self, change(self, self.server.read_view[:nbytes].tobytes()))
+
+    server.Connection.buffer_updated = buffer_updated
 
 
 @mutant
@@ -65,14 +73,13 @@ def locale_upper() -> None:
 def drop_cr() -> None:
     """Line framing: the server reads line by line (waiting for LF) and turns CRLF into LF (D-2, D-3)."""
 
-    class LineReader:
-        def __init__(self, reader):
-            self.reader = reader
+    def whole_lines(connection, data: bytes) -> bytes:
+        pending = connection.__dict__.get("pending", b"") + data
+        end = pending.rfind(b"\n") + 1
+        connection.__dict__["pending"] = pending[end:]
+        return pending[:end].replace(b"\r\n", b"\n")
 
-        async def read(self, size: int) -> bytes:
-            return (await self.reader.readline()).replace(b"\r\n", b"\n")
-
-    wrap_server_reader(LineReader)
+    on_received(whole_lines)
 
 
 @mutant
@@ -103,30 +110,28 @@ def buffer_to_eof() -> None:
 @mutant
 def one_at_a_time() -> None:
     """The classic single-threaded server: connections are accepted, then served one after another (S-1)."""
-    original = server.UpperEchoServer._on_connect
+    original_accepted, original_forget = server.UpperEchoServer.accepted, server.UpperEchoServer.forget
 
-    async def _on_connect(self, reader, writer):
-        async with self.__dict__.setdefault("one_at_a_time", asyncio.Lock()):
-            await original(self, reader, writer)
+    def accepted(self, sock, peer):
+        waiting = self.__dict__.setdefault("waiting", [])
+        if self.connections or waiting:
+            waiting.append((sock, peer))  # accepted, but not served until the one before is done
+        else:
+            original_accepted(self, sock, peer)
 
-    server.UpperEchoServer._on_connect = _on_connect
+    def forget(self, connection):
+        original_forget(self, connection)
+        waiting = self.__dict__.get("waiting", [])
+        if not self.connections and waiting:
+            original_accepted(self, *waiting.pop(0))
+
+    server.UpperEchoServer.accepted, server.UpperEchoServer.forget = accepted, forget
 
 
 @mutant
 def ignore_half_close() -> None:
     """A FIN is not the end: the server keeps waiting for input (until the idle timeout) (E-1)."""
-
-    class DeafToEof:
-        def __init__(self, reader):
-            self.reader = reader
-
-        async def read(self, size: int) -> bytes:
-            data = await self.reader.read(size)
-            if not data:
-                await asyncio.Event().wait()  # forever; only the idle timeout ends it
-            return data
-
-    wrap_server_reader(DeafToEof)
+    server.Connection.eof_received = lambda self: True  # keep the connection open, owe nothing yet
 
 
 @mutant
@@ -139,16 +144,11 @@ def lose_tail() -> None:
 def drop_64k() -> None:
     """One byte lost every 64 KiB: the last byte of each 65536 received (T-1)."""
 
-    class Dropping:
-        def __init__(self, reader):
-            self.reader, self.offset = reader, 0
+    def dropping(connection, data: bytes) -> bytes:
+        start = connection.received - len(data)
+        return bytes(byte for index, byte in enumerate(data, start) if index % 65536 != 65535)
 
-        async def read(self, size: int) -> bytes:
-            data = await self.reader.read(size)
-            start, self.offset = self.offset, self.offset + len(data)
-            return bytes(byte for index, byte in enumerate(data, start) if index % 65536 != 65535)
-
-    wrap_server_reader(Dropping)
+    on_received(dropping)
 
 
 @mutant
@@ -263,6 +263,86 @@ def late_tail_raw() -> None:
         return given_up + original_feed(self, data)
 
     transducer.UppercaseTransducer.feed = feed
+
+
+@mutant
+def busy_is_not_idle() -> None:
+    """A connection with an answer waiting never counts as idle, so clients that stop reading hold their slots
+    for good (S-2)."""
+    original = server.Connection.check_idle
+
+    def check_idle(self):
+        if self.waiting_to_send():
+            self.last_progress = self.server.loop.time()
+        original(self)
+
+    server.Connection.check_idle = check_idle
+
+
+@mutant
+def reject_with_fin() -> None:
+    """Beyond --max-connections the extra connection gets an orderly close: its client reads an empty answer
+    instead of a reset (S-3)."""
+    original = server.UpperEchoServer.accepted
+
+    def accepted(self, sock, peer):
+        if len(self.connections) >= self.options.max_connections:
+            server.log(f"reject peer={peer}")
+            sock.close()
+            return
+        original(self, sock, peer)
+
+    server.UpperEchoServer.accepted = accepted
+
+
+@mutant
+def drain_waits_for_clients() -> None:
+    """At the end of the drain, connections are left to finish instead of being reset: a client that stopped
+    reading keeps the server from exiting (S-4)."""
+    original = server.Connection.reset
+
+    def reset(self):
+        if self.server.listener is not None:  # S-2's resets still happen; the drain's do not
+            original(self)
+
+    server.Connection.reset = reset
+
+
+@mutant
+def mapped_peer_as_ipv6() -> None:
+    """IPv4-mapped peers are logged in their IPv6 form, [::ffff:127.0.0.1]:P (S-6)."""
+
+    def format_address(sockaddr):
+        host, port = sockaddr[0], sockaddr[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    server.format_address = format_address
+
+
+@mutant
+def accept_spins() -> None:
+    """When accept fails for want of descriptors, the server retries at once and says so every time (S-10)."""
+    server.ACCEPT_PAUSE = 0
+    server.DIAGNOSTIC_INTERVAL = 0
+
+
+@mutant
+def traceback_diagnostics() -> None:
+    """Diagnostics come with the stack that raised them, as a default logger prints them (S-11)."""
+    original = server.Diagnostics.__call__
+
+    def __call__(self, message):
+        original(self, f'{message}\nTraceback (most recent call last):\n  File "server.py", in on_acceptable')
+
+    server.Diagnostics.__call__ = __call__
+    server.one_line = lambda text: str(text)  # the reference folds a message into one line; this one does not
+
+
+@mutant
+def backlog_100() -> None:
+    """The listen backlog is 100, asyncio's default, not 1024: bursts of connections wait for SYN retries
+    (S-12)."""
+    server.BACKLOG = 100
 
 
 if __name__ == "__main__":

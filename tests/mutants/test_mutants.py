@@ -53,6 +53,7 @@ SELECTION = {
             "tests/matrix/test_server.py",
             "tests/matrix/test_fuzz.py",
             "tests/matrix/test_conditions.py",
+            "tests/matrix/test_hostile.py",
         ],
         "{m}-server and not {m}-client and not 256_mib",
     ),
