@@ -36,6 +36,16 @@ def test_character_split_at_every_position(servers, server) -> None:
     assert_same_bytes(actual, expected)
 
 
+@pytest.mark.clause("D-2", "T-1")
+def test_a_line_is_answered_while_the_connection_stays_open(servers, server) -> None:
+    talk = Conversation(servers.get(server).address)
+    try:
+        talk.send(b"hello, world\n")
+        talk.expect(b"HELLO, WORLD\n")  # no half-close: the answer cannot wait for the end of the stream
+    finally:
+        talk.close()
+
+
 @pytest.mark.clause("D-2")
 def test_replies_before_waiting_and_holds_back_only_a_possible_prefix(servers, server) -> None:
     talk = Conversation(servers.get(server).address)

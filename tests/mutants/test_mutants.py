@@ -38,8 +38,8 @@ JOBS = int(os.environ.get("UPPER_ECHO_MUTANT_JOBS", "4"))
 # starts, and a server serves the basic vectors), so that one that merely crashes scores nothing.
 SANITY = {
     "server": (
-        ["tests/matrix/test_contract.py", "tests/matrix/test_vectors.py"],
-        "{m} and not {m}-client and (test_folder or test_server_alone and (hello-world or many-lines))",
+        ["tests/matrix/test_contract.py", "tests/matrix/test_server.py"],
+        "{m} and not {m}-client and (test_folder or test_upper_echo_execs or test_a_line_is_answered)",
     ),
     "client": (
         ["tests/matrix/test_cli.py", "tests/matrix/test_client.py"],
