@@ -232,21 +232,17 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is one `error:` line and its exit code (X-1, X-6, S-9, C-6)."""
+    exit_codes = {
+        UsageError: EXIT_USAGE,
+        StdoutFailed: EXIT_CANNOT_WRITE_STDOUT,
+        CannotListen: EXIT_CANNOT_LISTEN,
+        CannotConnect: EXIT_CANNOT_CONNECT,
+        ConnectionBroke: EXIT_CONNECTION_BROKE,
+    }
     try:
         run(parse_arguments(sys.argv[1:] if argv is None else argv))
-    except UsageError as failure:
+    except tuple(exit_codes) as failure:
         error(str(failure))
-        return EXIT_USAGE
-    except StdoutFailed as failure:
-        error(str(failure))
-        return EXIT_CANNOT_WRITE_STDOUT
-    except CannotListen as failure:
-        error(str(failure))
-        return EXIT_CANNOT_LISTEN
-    except CannotConnect as failure:
-        error(str(failure))
-        return EXIT_CANNOT_CONNECT
-    except ConnectionBroke as failure:
-        error(str(failure))
-        return EXIT_CONNECTION_BROKE
+        return next(code for kind, code in exit_codes.items() if isinstance(failure, kind))
     return EXIT_OK
