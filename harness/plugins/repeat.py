@@ -14,27 +14,37 @@ TIMING_REPEATS = 20
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("upper-echo matrix").addoption(
+    group = parser.getgroup("upper-echo matrix")
+    group.addoption(
         "--repeat",
         type=int,
         metavar="N",
-        help=f"run every matrix cell N times, each run its own test (default: {TIMING_REPEATS} for the "
+        help="run every matrix cell N times, each run its own test (default: --timing-repeats for the "
         "timing-dependent network conditions, once for everything else)",
+    )
+    group.addoption(
+        "--timing-repeats",
+        type=int,
+        default=TIMING_REPEATS,
+        metavar="N",
+        help=f"runs of each timing-dependent network-condition cell when --repeat is not given "
+        f"(default: {TIMING_REPEATS})",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    repeat = config.getoption("--repeat")
-    if repeat is not None and repeat < 1:
-        raise pytest.UsageError(f"--repeat takes a whole number of at least 1, not {repeat}")
+    for option in ("--repeat", "--timing-repeats"):
+        value = config.getoption(option)
+        if value is not None and value < 1:
+            raise pytest.UsageError(f"{option} takes a whole number of at least 1, not {value}")
 
 
 def repeats(config: pytest.Config, timing: bool) -> int:
-    """How many times a cell runs: --repeat if given, else TIMING_REPEATS for a timing-dependent cell, else 1."""
+    """How many times a cell runs: --repeat if given, else --timing-repeats for a timing-dependent cell, else 1."""
     chosen = config.getoption("--repeat")
     if chosen is not None:
         return chosen
-    return TIMING_REPEATS if timing else 1
+    return config.getoption("--timing-repeats") if timing else 1
 
 
 @pytest.fixture
