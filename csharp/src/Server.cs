@@ -16,6 +16,10 @@
 // waiting to be sent), a send of which the peer took nothing for S seconds
 // resets it. Every reset is SO_LINGER 0 (S-2, S-3, S-4).
 //
+// The accept thread only accepts, logs and admits (S-3); a second thread
+// starts the connection threads, which costs Mono far more than an accept, so
+// a burst of connects never overflows the backlog of 1024 (S-12).
+//
 // Memory per connection (D-4): a 4 KiB read buffer that grows to 64 KiB the
 // first time a read fills it, plus the transducer's output (at most 3x the
 // read), both reused for the connection's lifetime. 10,000 idle connections
@@ -101,6 +105,7 @@ namespace UpperEcho
             listenerFd = (int)listener.Handle;
             acceptor = new Thread(AcceptLoop, ThreadStack) { IsBackground = true, Name = "accept" };
             acceptor.Start();
+            new Thread(StartLoop, ThreadStack) { IsBackground = true, Name = "starter" }.Start();
             stop.WaitOne();
             GC.KeepAlive(signals);
             Drain();
@@ -166,6 +171,7 @@ namespace UpperEcho
         int suppressedDiagnostics;
         int listenerFd;
         Thread acceptor;
+        readonly Queue<Connection> starting = new Queue<Connection>(); // admitted, their threads not started yet
 
         void AcceptLoop()
         {
@@ -244,16 +250,38 @@ namespace UpperEcho
                 return;
             }
             Out.Log("open peer=" + peer); // S-6
-            try
+            lock (starting)
             {
-                var thread = new Thread(connection.Serve, ThreadStack) { IsBackground = true };
-                thread.Start();
+                starting.Enqueue(connection);
+                Monitor.Pulse(starting);
             }
-            catch (Exception e)
+        }
+
+        /// <summary>Starts the threads of admitted connections. Starting a thread costs Mono far more than
+        /// an accept; done here, off the accept thread, a burst of connects never fills the backlog
+        /// (S-12: a full backlog drops SYNs, and the client waits a 1 s retransmit).</summary>
+        void StartLoop()
+        {
+            while (true)
             {
-                AcceptDiagnostic("cannot start a thread for a connection: " + Out.OneLine(e.Message));
-                connection.End(true);
-                Finished(connection);
+                Connection connection;
+                lock (starting)
+                {
+                    while (starting.Count == 0) Monitor.Wait(starting);
+                    connection = starting.Dequeue();
+                }
+                try
+                {
+                    var thread = new Thread(connection.Serve, ThreadStack) { IsBackground = true };
+                    thread.Start();
+                }
+                catch (Exception e)
+                {
+                    AcceptDiagnostic("cannot start a thread for a connection: " + Out.OneLine(e.Message));
+                    connection.End(true);
+                    Finished(connection);
+                    Thread.Sleep(ResourcePauseMs); // out of memory or threads: let some end first
+                }
             }
         }
 
