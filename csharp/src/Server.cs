@@ -337,6 +337,7 @@ namespace UpperEcho
         readonly string peer;
         readonly object fdGate = new object(); // End and Abort: never touch a descriptor after its close
         bool closed, aborted;
+        bool receiveTimeoutCut, sendTimeoutCut; // an EINTR left SO_RCVTIMEO / SO_SNDTIMEO below the idle timeout
         long received, sent;
 
         public Connection(Server server, int fd, string peer)
@@ -410,10 +411,18 @@ namespace UpperEcho
             while (true)
             {
                 int errno;
-                int r = Posix.Receive(fd, buffer, 0, buffer.Length, out errno);
+                long waitStarted = Stopwatch.GetTimestamp();
+                int r;
+                while (true)
+                {
+                    r = Posix.Receive(fd, buffer, 0, buffer.Length, out errno);
+                    if (r >= 0 || errno != Posix.EINTR) break;
+                    errno = ResumeTimeout(Posix.SO_RCVTIMEO, idle, waitStarted);
+                    if (errno == Posix.EAGAIN) break; // r is -1: timed out
+                }
+                RestoreTimeout(Posix.SO_RCVTIMEO, idle);
                 if (r < 0)
                 {
-                    if (errno == Posix.EINTR) continue;
                     if (errno != Posix.EAGAIN) return false; // reset by the peer (S-5)
                     r = 0; // S-2: idle with nothing waiting to be sent: answer the held-back tail as at EOF (E-2)
                 }
@@ -432,20 +441,51 @@ namespace UpperEcho
         Sent SendAll(byte[] data, int count)
         {
             int offset = 0;
+            int idle = server.IdleMilliseconds;
             while (offset < count)
             {
                 int errno;
-                int n = Posix.Send(fd, data, offset, count - offset, out errno);
+                long waitStarted = Stopwatch.GetTimestamp();
+                int n;
+                while (true)
+                {
+                    n = Posix.Send(fd, data, offset, count - offset, out errno);
+                    if (n >= 0 || errno != Posix.EINTR) break;
+                    errno = ResumeTimeout(Posix.SO_SNDTIMEO, idle, waitStarted);
+                    if (errno == Posix.EAGAIN) break; // n is -1: timed out
+                }
                 if (n < 0)
                 {
-                    if (errno == Posix.EINTR) continue;
                     // EAGAIN: SO_SNDTIMEO ran out with none of the answer taken: S-2 resets the connection.
                     return errno == Posix.EAGAIN ? Sent.Stalled : Sent.Broken;
                 }
                 offset += n; // a partial send is progress: the next one waits S seconds afresh
                 Interlocked.Add(ref sent, n);
             }
+            RestoreTimeout(Posix.SO_SNDTIMEO, idle);
             return Sent.All;
+        }
+
+        /// <summary>A wait interrupted by a signal (Mono's GC suspends threads with signals, and a socket call
+        /// with a timeout is then not restarted): go on waiting only for what is left of the idle timeout,
+        /// so that signals cannot keep an idle connection open (S-2). EINTR to retry, or EAGAIN when the
+        /// timeout has run out.</summary>
+        int ResumeTimeout(int option, int idle, long waitStarted)
+        {
+            if (idle <= 0) return Posix.EINTR;
+            long waitedMs = (Stopwatch.GetTimestamp() - waitStarted) * 1000 / Stopwatch.Frequency;
+            if (waitedMs >= idle) return Posix.EAGAIN;
+            Posix.SetTimeout(fd, option, (int)Math.Max(1, idle - waitedMs));
+            if (option == Posix.SO_RCVTIMEO) receiveTimeoutCut = true; else sendTimeoutCut = true;
+            return Posix.EINTR;
+        }
+
+        /// <summary>The full idle timeout again for the next wait, if ResumeTimeout cut it.</summary>
+        void RestoreTimeout(int option, int idle)
+        {
+            if (option == Posix.SO_RCVTIMEO ? !receiveTimeoutCut : !sendTimeoutCut) return;
+            Posix.SetTimeout(fd, option, idle);
+            if (option == Posix.SO_RCVTIMEO) receiveTimeoutCut = false; else sendTimeoutCut = false;
         }
     }
 
