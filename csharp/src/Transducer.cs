@@ -92,7 +92,8 @@ namespace UpperEcho
         /// goes to Slow, a separate method, so that its variables do not crowd the loop's out of registers.
         /// With the pair table, 1.3x the speed of one method with both on mixed text, 1.7x on Cyrillic.
         /// (Tried and slower under Mono: a branch-free choice between the 2- and 3-byte forms, and a SWAR
-        /// step after every character instead of testing the next byte.)</remarks>
+        /// step after every character instead of testing the next byte; an inner loop for runs of 2-byte
+        /// sequences, 1.6x on Cyrillic but 0.94x on mixed text.)</remarks>
         unsafe int Run(byte[] src, int start, int end, int stop, bool final)
         {
             if (start >= stop) return start;
