@@ -4,9 +4,21 @@
 // small (256 KiB, mostly untouched) stack. Mono 6.8's async socket machinery
 // is slow and its single I/O selector thread burns CPU with 10,000 idle
 // connections; blocked threads cost nothing but memory. Blocking I/O gives the
-// protocol's rules for free: a blocking Send that waits for a non-reading
+// protocol's rules for free: a blocking send that waits for a non-reading
 // client stops that connection's reads (backpressure, D-5) and delays no other
-// connection (S-1); ReceiveTimeout is the idle timeout (S-2).
+// connection (S-1).
+//
+// Connections live on raw descriptors (Posix.cs), not Mono's Socket: accept(2)
+// reports the peer even of a connection reset in the backlog (S-6), its errno
+// tells exhaustion (S-10) from a dead connection, and send(2) returns when
+// SO_SNDTIMEO runs out. The idle timeout (S-2) is SO_RCVTIMEO and SO_SNDTIMEO:
+// a receive that waited S seconds ends the connection orderly (nothing is
+// waiting to be sent), a send of which the peer took nothing for S seconds
+// resets it. Every reset is SO_LINGER 0 (S-2, S-3, S-4).
+//
+// The accept thread only accepts, logs and admits (S-3); a second thread
+// starts the connection threads, which costs Mono far more than an accept, so
+// a burst of connects never overflows the backlog of 1024 (S-12).
 //
 // Memory per connection (D-4): a 4 KiB read buffer that grows to 64 KiB the
 // first time a read fills it, plus the transducer's output (at most 3x the
@@ -14,9 +26,9 @@
 // stay small; one 256 MiB stream needs ~256 KiB.
 //
 // Shutdown (S-4): a signal thread (Mono.Unix.UnixSignal on Mono,
-// PosixSignalRegistration on .NET) wakes the main thread, which closes the
-// listener (new connects are refused), waits up to --drain-timeout for the
-// open connections, shuts the rest down, waits briefly for their `close` log
+// PosixSignalRegistration on .NET) wakes the main thread, which shuts the
+// listener down (new connects are refused), waits up to --drain-timeout for the
+// open connections, resets the rest, waits briefly for their `close` log
 // lines and exits 0.
 using System;
 using System.Collections.Generic;
@@ -69,7 +81,6 @@ namespace UpperEcho
         readonly HashSet<Connection> connections = new HashSet<Connection>();
         readonly ManualResetEvent stop = new ManualResetEvent(false);
         Socket listener;
-        AddressFamily family;
         volatile bool stopping;
 
         public Server(ServerOptions options) { this.options = options; }
@@ -91,8 +102,10 @@ namespace UpperEcho
                 throw;
             }
 
-            var acceptor = new Thread(AcceptLoop) { IsBackground = true, Name = "accept" };
+            listenerFd = (int)listener.Handle;
+            acceptor = new Thread(AcceptLoop, ThreadStack) { IsBackground = true, Name = "accept" };
             acceptor.Start();
+            new Thread(StartLoop, ThreadStack) { IsBackground = true, Name = "starter" }.Start();
             stop.WaitOne();
             GC.KeepAlive(signals);
             Drain();
@@ -150,39 +163,73 @@ namespace UpperEcho
             }
         }
 
+        // S-10: a resource error pauses accepting this long; its diagnostic is logged at most once a second.
+        const int ResourcePauseMs = 100;
+        const int DiagnosticIntervalMs = 1000;
+        readonly Stopwatch clock = Stopwatch.StartNew();
+        long lastDiagnosticMs = -DiagnosticIntervalMs;
+        int suppressedDiagnostics;
+        int listenerFd;
+        Thread acceptor;
+        readonly Queue<Connection> starting = new Queue<Connection>(); // admitted, their threads not started yet
+
         void AcceptLoop()
         {
-            family = listener.AddressFamily;
             while (!stopping)
             {
-                Socket client;
-                try
+                // Accept blocks here; the poll bounds how long a stop can go unnoticed.
+                Posix.WaitReadable(listenerFd, 200);
+                if (stopping) break;
+                IPEndPoint peer;
+                int errno;
+                int fd = Posix.Accept(listenerFd, out peer, out errno);
+                if (fd < 0)
                 {
-                    client = listener.Accept();
-                }
-                catch (Exception e)
-                {
-                    if (stopping || e is ObjectDisposedException) return;
-                    // EMFILE and friends: say so (not as open/close/reject), back off, go on.
-                    Out.Log("accept failed: " + Out.OneLine(e.Message));
-                    Thread.Sleep(100);
+                    if (Posix.IsResourceError(errno))
+                    {
+                        // S-10: out of descriptors or memory. Open connections go on; say so (rarely), pause.
+                        AcceptDiagnostic(Posix.Describe(errno));
+                        Thread.Sleep(ResourcePauseMs);
+                    }
+                    // Anything else is a connection that died before accept returned it (ECONNABORTED,
+                    // the network errors Linux passes on), EINTR, or EAGAIN: not logged (S-6), try again.
                     continue;
                 }
                 try
                 {
-                    Admit(client);
+                    Admit(fd, peer);
                 }
                 catch (Exception e)
                 {
-                    Out.Log("accept failed: " + Out.OneLine(e.Message));
-                    try { client.Close(); } catch (Exception) { }
+                    AcceptDiagnostic(Out.OneLine(e.Message));
                 }
             }
         }
 
-        void Admit(Socket client)
+        /// <summary>A diagnostic of the accept path, at most one a second (S-10); the count of the ones left
+        /// out goes on the next one.</summary>
+        void AcceptDiagnostic(string message)
         {
-            string peer = Address.Format((IPEndPoint)client.RemoteEndPoint, family);
+            lock (clock)
+            {
+                long now = clock.ElapsedMilliseconds;
+                if (now - lastDiagnosticMs < DiagnosticIntervalMs)
+                {
+                    suppressedDiagnostics++;
+                    return;
+                }
+                string line = "accept failed: " + message;
+                if (suppressedDiagnostics > 0)
+                    line += " (and " + suppressedDiagnostics + " more accept failures since the last such line, not logged)";
+                Out.Log(line); // never starts like an open/close/reject line (S-6)
+                lastDiagnosticMs = now;
+                suppressedDiagnostics = 0;
+            }
+        }
+
+        void Admit(int fd, IPEndPoint endpoint)
+        {
+            string peer = Address.Format(endpoint); // the address accept reported (S-6)
             Connection connection;
             lock (gate)
             {
@@ -190,27 +237,51 @@ namespace UpperEcho
                     connection = null;
                 else
                 {
-                    connection = new Connection(this, client, peer);
+                    connection = new Connection(this, fd, peer);
                     connections.Add(connection);
                 }
             }
             if (connection == null)
             {
-                Out.Log("reject peer=" + peer); // S-3
-                client.Close();
+                // S-3: a reset, never an orderly close, whether or not it sent anything.
+                Posix.LingerZero(fd);
+                Posix.Close(fd);
+                Out.Log("reject peer=" + peer);
                 return;
             }
             Out.Log("open peer=" + peer); // S-6
-            try
+            lock (starting)
             {
-                var thread = new Thread(connection.Serve, ThreadStack) { IsBackground = true };
-                thread.Start();
+                starting.Enqueue(connection);
+                Monitor.Pulse(starting);
             }
-            catch (Exception e)
+        }
+
+        /// <summary>Starts the threads of admitted connections. Starting a thread costs Mono far more than
+        /// an accept; done here, off the accept thread, a burst of connects never fills the backlog
+        /// (S-12: a full backlog drops SYNs, and the client waits a 1 s retransmit).</summary>
+        void StartLoop()
+        {
+            while (true)
             {
-                Out.Log("cannot start a thread for peer=" + peer + ": " + Out.OneLine(e.Message));
-                try { client.Close(); } catch (Exception) { }
-                Finished(connection);
+                Connection connection;
+                lock (starting)
+                {
+                    while (starting.Count == 0) Monitor.Wait(starting);
+                    connection = starting.Dequeue();
+                }
+                try
+                {
+                    var thread = new Thread(connection.Serve, ThreadStack) { IsBackground = true };
+                    thread.Start();
+                }
+                catch (Exception e)
+                {
+                    AcceptDiagnostic("cannot start a thread for a connection: " + Out.OneLine(e.Message));
+                    connection.End(true);
+                    Finished(connection);
+                    Thread.Sleep(ResourcePauseMs); // out of memory or threads: let some end first
+                }
             }
         }
 
@@ -218,21 +289,25 @@ namespace UpperEcho
 
         internal void Finished(Connection connection)
         {
-            bool removed;
             lock (gate)
             {
-                removed = connections.Remove(connection);
+                // Freed before it is logged: once a `close` line is out, its slot counts as free (S-3).
+                // Logged under the lock: a drain that sees no connection left has all their close lines (S-4).
+                if (connections.Remove(connection)) Out.Log(connection.CloseLine());
                 Monitor.PulseAll(gate);
             }
-            // Freed before it is logged: once a `close` line is out, its slot counts as free (S-3).
-            if (removed) Out.Log(connection.CloseLine());
         }
 
         /// <summary>S-4: refuse new connections, let open ones finish for the drain timeout, close the rest.</summary>
         void Drain()
         {
             stopping = true;
-            try { listener.Close(); } catch (Exception) { }
+            // shutdown(2) of a listening socket refuses new connections at once and wakes accept; the
+            // descriptor is closed only once the accept thread is out, so it never accepts on a reused one.
+            Posix.Shutdown(listenerFd);
+            acceptor.Join(1000);
+            if (!acceptor.IsAlive)
+                try { listener.Close(); } catch (Exception) { }
             var clock = Stopwatch.StartNew();
             double drainMs = options.DrainTimeoutMs;
             lock (gate)
@@ -254,15 +329,21 @@ namespace UpperEcho
 
     sealed class Connection
     {
+        // How a connection ends: orderly (FIN after everything owed, E-1/E-2) or a reset (SO_LINGER 0).
+        enum Sent { All, Stalled, Broken }
+
         readonly Server server;
-        readonly Socket socket;
+        readonly int fd;
         readonly string peer;
+        readonly object fdGate = new object(); // End and Abort: never touch a descriptor after its close
+        bool closed, aborted;
+        bool receiveTimeoutCut, sendTimeoutCut; // an EINTR left SO_RCVTIMEO / SO_SNDTIMEO below the idle timeout
         long received, sent;
 
-        public Connection(Server server, Socket socket, string peer)
+        public Connection(Server server, int fd, string peer)
         {
             this.server = server;
-            this.socket = socket;
+            this.fd = fd;
             this.peer = peer;
         }
 
@@ -271,83 +352,150 @@ namespace UpperEcho
             return "close peer=" + peer + " in=" + Interlocked.Read(ref received) + " out=" + Interlocked.Read(ref sent);
         }
 
-        /// <summary>Ends the connection from another thread: blocked reads and writes return at once.</summary>
+        /// <summary>S-4, from another thread: the connection is reset; its blocked reads and writes return at once.</summary>
         public void Abort()
         {
-            try { socket.Shutdown(SocketShutdown.Both); } catch (Exception) { }
+            lock (fdGate)
+            {
+                if (closed) return;
+                aborted = true;
+                Posix.LingerZero(fd);
+                Posix.Shutdown(fd);
+            }
+        }
+
+        /// <summary>Closes the descriptor, with a reset (SO_LINGER 0) or orderly.</summary>
+        public void End(bool reset)
+        {
+            lock (fdGate)
+            {
+                if (closed) return;
+                closed = true;
+                if (reset || aborted) Posix.LingerZero(fd);
+                Posix.Close(fd);
+            }
         }
 
         public void Serve()
         {
+            bool reset = true;
             try
             {
-                socket.NoDelay = true; // answers are small and owed at once (D-2): no Nagle delay
-                socket.ReceiveTimeout = server.IdleMilliseconds; // S-2; 0 = off
-                var transducer = new Transducer();
-                var buffer = new byte[Server.InitialReadBuffer];
-                while (true)
-                {
-                    int r;
-                    try
-                    {
-                        r = socket.Receive(buffer, 0, buffer.Length, SocketFlags.None);
-                    }
-                    catch (SocketException e)
-                    {
-                        if (e.SocketErrorCode != SocketError.TimedOut && e.SocketErrorCode != SocketError.WouldBlock) throw;
-                        r = 0; // S-2: idle; answer the held-back tail as at EOF (E-2)
-                    }
-                    if (r == 0)
-                    {
-                        int tail = transducer.Flush(); // E-1 (Flush before reading Output: it may grow)
-                        SendAll(transducer.Output, tail);
-                        break;
-                    }
-                    Interlocked.Add(ref received, r);
-                    int n = transducer.Feed(buffer, 0, r); // before reading Output: Feed may grow it
-                    SendAll(transducer.Output, n); // blocks while the client does not read (D-5)
-                    if (r == buffer.Length && buffer.Length < Server.ReadBuffer) buffer = new byte[Server.ReadBuffer];
-                }
+                reset = !Converse();
             }
             catch (Exception)
             {
-                // S-5: a reset or broken pipe (or anything else) ends this connection only.
+                // S-5: anything unexpected ends this connection only.
             }
             finally
             {
-                try { socket.Close(); } catch (Exception) { }
+                try { End(reset); } catch (Exception) { }
                 try { server.Finished(this); } catch (Exception) { }
             }
         }
 
-        void SendAll(byte[] data, int count)
+        /// <summary>The session; true when it ends orderly (everything owed was taken), false for a reset.</summary>
+        bool Converse()
+        {
+            Posix.SetInt(fd, Posix.IPPROTO_TCP, Posix.TCP_NODELAY, 1); // answers are owed at once (D-2): no Nagle delay
+            int idle = server.IdleMilliseconds; // S-2; 0 = off
+            if (idle > 0)
+            {
+                // A receive that sees no byte for S seconds, and a send whose answer the peer takes
+                // none of for S seconds, both return EAGAIN: no progress either way (S-2).
+                Posix.SetTimeout(fd, Posix.SO_RCVTIMEO, idle);
+                Posix.SetTimeout(fd, Posix.SO_SNDTIMEO, idle);
+            }
+            var transducer = new Transducer();
+            var buffer = new byte[Server.InitialReadBuffer];
+            while (true)
+            {
+                int errno;
+                long waitStarted = Stopwatch.GetTimestamp();
+                int r;
+                while (true)
+                {
+                    r = Posix.Receive(fd, buffer, 0, buffer.Length, out errno);
+                    if (r >= 0 || errno != Posix.EINTR) break;
+                    errno = ResumeTimeout(Posix.SO_RCVTIMEO, idle, waitStarted);
+                    if (errno == Posix.EAGAIN) break; // r is -1: timed out
+                }
+                RestoreTimeout(Posix.SO_RCVTIMEO, idle);
+                if (r < 0)
+                {
+                    if (errno != Posix.EAGAIN) return false; // reset by the peer (S-5)
+                    r = 0; // S-2: idle with nothing waiting to be sent: answer the held-back tail as at EOF (E-2)
+                }
+                if (r == 0)
+                {
+                    int tail = transducer.Flush(); // E-1 (Flush before reading Output: it may grow)
+                    return SendAll(transducer.Output, tail) == Sent.All;
+                }
+                Interlocked.Add(ref received, r);
+                int n = transducer.Feed(buffer, 0, r); // before reading Output: Feed may grow it
+                if (SendAll(transducer.Output, n) != Sent.All) return false; // blocks while the client does not read (D-5)
+                if (r == buffer.Length && buffer.Length < Server.ReadBuffer) buffer = new byte[Server.ReadBuffer];
+            }
+        }
+
+        Sent SendAll(byte[] data, int count)
         {
             int offset = 0;
+            int idle = server.IdleMilliseconds;
             while (offset < count)
             {
-                int n = socket.Send(data, offset, count - offset, SocketFlags.None);
-                if (n <= 0) throw new SocketException((int)SocketError.ConnectionAborted);
-                offset += n;
+                int errno;
+                long waitStarted = Stopwatch.GetTimestamp();
+                int n;
+                while (true)
+                {
+                    n = Posix.Send(fd, data, offset, count - offset, out errno);
+                    if (n >= 0 || errno != Posix.EINTR) break;
+                    errno = ResumeTimeout(Posix.SO_SNDTIMEO, idle, waitStarted);
+                    if (errno == Posix.EAGAIN) break; // n is -1: timed out
+                }
+                if (n < 0)
+                {
+                    // EAGAIN: SO_SNDTIMEO ran out with none of the answer taken: S-2 resets the connection.
+                    return errno == Posix.EAGAIN ? Sent.Stalled : Sent.Broken;
+                }
+                offset += n; // a partial send is progress: the next one waits S seconds afresh
                 Interlocked.Add(ref sent, n);
             }
+            RestoreTimeout(Posix.SO_SNDTIMEO, idle);
+            return Sent.All;
+        }
+
+        /// <summary>A wait interrupted by a signal (Mono's GC suspends threads with signals, and a socket call
+        /// with a timeout is then not restarted): go on waiting only for what is left of the idle timeout,
+        /// so that signals cannot keep an idle connection open (S-2). EINTR to retry, or EAGAIN when the
+        /// timeout has run out.</summary>
+        int ResumeTimeout(int option, int idle, long waitStarted)
+        {
+            if (idle <= 0) return Posix.EINTR;
+            long waitedMs = (Stopwatch.GetTimestamp() - waitStarted) * 1000 / Stopwatch.Frequency;
+            if (waitedMs >= idle) return Posix.EAGAIN;
+            Posix.SetTimeout(fd, option, (int)Math.Max(1, idle - waitedMs));
+            if (option == Posix.SO_RCVTIMEO) receiveTimeoutCut = true; else sendTimeoutCut = true;
+            return Posix.EINTR;
+        }
+
+        /// <summary>The full idle timeout again for the next wait, if ResumeTimeout cut it.</summary>
+        void RestoreTimeout(int option, int idle)
+        {
+            if (option == Posix.SO_RCVTIMEO ? !receiveTimeoutCut : !sendTimeoutCut) return;
+            Posix.SetTimeout(fd, option, idle);
+            if (option == Posix.SO_RCVTIMEO) receiveTimeoutCut = false; else sendTimeoutCut = false;
         }
     }
 
     static class Address
     {
-        /// <summary>Numeric ADDR:PORT, IPv6 in brackets (S-6, S-8).</summary>
+        /// <summary>Numeric ADDR:PORT, IPv6 in brackets, an IPv4-mapped IPv6 address as plain IPv4 (S-6, S-8).</summary>
         public static string Format(IPEndPoint endpoint)
         {
-            return Format(endpoint, endpoint.AddressFamily);
-        }
-
-        /// <summary>As the listener's family sees it: Mono may hand an IPv4 listener's peers over as
-        /// IPv4-mapped IPv6 addresses; those are written as plain IPv4.</summary>
-        public static string Format(IPEndPoint endpoint, AddressFamily listenerFamily)
-        {
             IPAddress address = endpoint.Address;
-            if (address.AddressFamily == AddressFamily.InterNetworkV6 && listenerFamily == AddressFamily.InterNetwork
-                && address.IsIPv4MappedToIPv6)
+            if (address.AddressFamily == AddressFamily.InterNetworkV6 && address.IsIPv4MappedToIPv6)
                 address = address.MapToIPv4();
             if (address.AddressFamily == AddressFamily.InterNetworkV6)
                 return "[" + address + "]:" + endpoint.Port;

@@ -12,8 +12,14 @@
 //
 // The transducer's hot path uses Packed instead: one ulong per BMP code
 // point, the replacement's UTF-8 bytes little-endian in the low 7 bytes and
-// their count in the top byte (0 when the code point maps to itself; all bits
-// set when the replacement is longer than 7 bytes, which the pinned table never is).
+// their count in the top byte. Code points that map to themselves hold their
+// own UTF-8 bytes, so the hot path needs no "is it in the table" branch, which
+// mixed text cannot predict. All bits set when the replacement is longer than
+// 7 bytes, which the pinned table never is. Entries below 0x80 and for the
+// surrogates D800-DFFF are never read (not well-formed as multi-byte sequences).
+// Pairs is the same for 2-byte sequences, indexed by their two bytes read as one
+// little-endian ushort, 0 where the pair is not a well-formed sequence: one load
+// checks and maps it. (The 8-byte stores and this index assume little-endian.)
 using System;
 using System.IO;
 using System.Reflection;
@@ -28,7 +34,7 @@ namespace UpperEcho
 
         static readonly object Gate = new object();
         static byte[][][] pages;
-        static ulong[] packed;
+        static ulong[] packed, pairs;
 
         /// <summary>Pages[cp >> 8][cp & 0xFF]: the UTF-8 bytes of the uppercase mapping of cp, or null (a null
         /// page or entry) when cp maps to itself.</summary>
@@ -62,18 +68,50 @@ namespace UpperEcho
             }
         }
 
+        /// <summary>Packed, indexed by the two bytes of a 2-byte sequence as one little-endian ushort (lead byte
+        /// low, continuation byte high): the mapping of every well-formed 2-byte sequence (C2..DF 80..BF), 0 for
+        /// every other pair. One load decides and maps such a sequence.</summary>
+        public static ulong[] Pairs
+        {
+            get
+            {
+                ulong[] p = pairs;
+                if (p != null) return p;
+                ulong[] source = Packed;
+                lock (Gate)
+                {
+                    if (pairs == null)
+                    {
+                        var result = new ulong[0x10000];
+                        for (int lead = 0xC2; lead <= 0xDF; lead++)
+                            for (int next = 0x80; next <= 0xBF; next++)
+                                result[lead | next << 8] = source[(lead & 0x1F) << 6 | (next & 0x3F)];
+                        pairs = result;
+                    }
+                    return pairs;
+                }
+            }
+        }
+
         /// <summary>The BMP part of pages as one packed ulong per code point (see the top of this file).</summary>
         static ulong[] Pack(byte[][][] pages)
         {
             var result = new ulong[0x10000];
+            var own = new byte[4];
             for (int hi = 0; hi < 0x100; hi++)
             {
                 byte[][] page = pages[hi];
-                if (page == null) continue;
                 for (int lo = 0; lo < 0x100; lo++)
                 {
-                    byte[] r = page[lo];
-                    if (r == null) continue;
+                    int cp = (hi << 8) | lo;
+                    if (cp >= 0xD800 && cp <= 0xDFFF) continue; // not scalar values: no encoding
+                    byte[] r = page == null ? null : page[lo];
+                    if (r == null)
+                    {
+                        int length = EncodeUtf8(cp, own, 0); // maps to itself
+                        r = new byte[length];
+                        Buffer.BlockCopy(own, 0, r, 0, length);
+                    }
                     ulong value = ulong.MaxValue;
                     if (r.Length <= 7)
                     {

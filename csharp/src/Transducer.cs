@@ -23,7 +23,8 @@ namespace UpperEcho
     sealed class Transducer
     {
         readonly byte[][][] pages;
-        readonly ulong[] packed; // Table.Packed: BMP replacements, one 8-byte store each
+        readonly ulong[] packed; // Table.Packed: every BMP code point's mapping, one 8-byte store each
+        readonly ulong[] pairs; // Table.Pairs: the same for 2-byte sequences, indexed by their two bytes
         readonly byte[] tail = new byte[3];
         int tailLength;
         readonly byte[] scratch = new byte[6];
@@ -34,6 +35,7 @@ namespace UpperEcho
         {
             pages = Table.Pages;
             packed = Table.Packed;
+            pairs = Table.Pairs;
             output = new byte[64];
         }
 
@@ -82,165 +84,166 @@ namespace UpperEcho
             return outLength;
         }
 
-        /// <summary>Scan src from i while i &lt; stop; sequences may read up to end. Returns the new position.
-        /// When not final, an incomplete well-formed prefix running into end becomes the held tail.
-        /// Output must have room for 3 * (stop - i) + 8 bytes after outLength.</summary>
-        unsafe int Run(byte[] src, int i, int end, int stop, bool final)
+        /// <summary>Scan src from start while the position is below stop; sequences may read up to end. Returns
+        /// the new position. When not final, an incomplete well-formed prefix running into end becomes the held
+        /// tail. Output must have room for 3 * (stop - start) + 8 bytes after outLength.</summary>
+        /// <remarks>Written for Mono's JIT, which keeps few variables in registers: the hot loop works on four
+        /// pointers and the table, and everything that is not ASCII or a complete 2- or 3-byte sequence
+        /// goes to Slow, a separate method, so that its variables do not crowd the loop's out of registers.
+        /// With the pair table, 1.3x the speed of one method with both on mixed text, 1.7x on Cyrillic.
+        /// (Tried and slower under Mono: a branch-free choice between the 2- and 3-byte forms, and a SWAR
+        /// step after every character instead of testing the next byte; an inner loop for runs of 2-byte
+        /// sequences, 1.6x on Cyrillic but 0.94x on mixed text.)</remarks>
+        unsafe int Run(byte[] src, int start, int end, int stop, bool final)
         {
-            int n = outLength;
-            if (i >= stop) return i;
+            if (start >= stop) return start;
             fixed (byte* s = src, o = output)
-            fixed (ulong* packedBmp = packed)
+            fixed (ulong* table = packed, pairTable = pairs)
             {
-                while (i < stop)
+                byte* p = s + start, q = o + outLength, pStop = s + stop, pEnd = s + end;
+                while (p < pStop)
                 {
-                    int b = s[i];
-                    if (b < 0x80)
+                    if (*p < 0x80)
                     {
-                        int run = AsciiRun(s + i, o + n, stop - i); // at least 1: s[i] is ASCII
-                        i += run;
-                        n += run;
-                        continue;
+                        // ASCII, eight bytes at a time (SWAR): a-z -> A-Z, every other ASCII byte unchanged,
+                        // all eight stored. Only the bytes before the first high byte count; the rest of the
+                        // store is overwritten by what follows (the +8 slack of Output).
+                        while (true)
+                        {
+                            if (pStop - p < 8)
+                            {
+                                int a;
+                                while (p < pStop && (a = *p) < 0x80)
+                                {
+                                    *q++ = (byte)(a >= 'a' && a <= 'z' ? a - 0x20 : a);
+                                    p++;
+                                }
+                                break;
+                            }
+                            ulong word = *(ulong*)p;
+                            ulong x = word & 0x7F7F7F7F7F7F7F7FUL;
+                            // Every byte of x is below 0x80, so these sums never carry into the next byte;
+                            // bit 7 ends up set where 'a' <= byte <= 'z', and >> 2 makes it the 0x20 to clear.
+                            ulong lower = (x + 0x1F1F1F1F1F1F1F1FUL) & ~(x + 0x0505050505050505UL) & 0x8080808080808080UL;
+                            *(ulong*)q = x ^ (lower >> 2);
+                            ulong high = word & 0x8080808080808080UL; // bytes 80..FF end the run
+                            if (high == 0)
+                            {
+                                p += 8;
+                                q += 8;
+                                continue;
+                            }
+                            // ((high & -high) >> 7) is 1 << 8k for the first high byte k; the multiply puts k
+                            // in the top byte.
+                            int k = (int)((((high & (~high + 1)) >> 7) * 0x0001020304050607UL) >> 56);
+                            p += k;
+                            q += k;
+                            break;
+                        }
+                        if (p >= pStop) break;
                     }
-                    // Fast paths: a complete well-formed 2- or 3-byte sequence, its replacement (or itself)
-                    // packed in one ulong and stored with one 8-byte write.
+                    // *p is 80..FF. Fast paths: a complete well-formed 2- or 3-byte sequence. The packed table
+                    // holds the UTF-8 of every BMP code point's mapping (its own bytes when it maps to
+                    // itself), stored with one 8-byte write.
+                    int b = *p;
                     if (b < 0xE0)
                     {
-                        if (b >= 0xC2 && i + 1 < end)
+                        if (pEnd - p >= 2)
                         {
-                            int c1 = s[i + 1];
-                            if ((c1 & 0xC0) == 0x80)
+                            ulong r = pairTable[*(ushort*)p]; // 0: not a well-formed 2-byte sequence
+                            if (r != 0 && r != ulong.MaxValue)
                             {
-                                ulong r = packedBmp[((b & 0x1F) << 6) | (c1 & 0x3F)];
-                                if (r == 0) r = (ulong)b | (ulong)c1 << 8 | 2UL << 56; // maps to itself
-                                if (r != ulong.MaxValue)
-                                {
-                                    *(ulong*)(o + n) = r;
-                                    n += (int)(r >> 56);
-                                    i += 2;
-                                    continue;
-                                }
+                                *(ulong*)q = r;
+                                q += (int)(r >> 56);
+                                p += 2;
+                                continue;
                             }
                         }
                     }
-                    else if (b < 0xF0 && i + 2 < end)
+                    else if (b < 0xF0 && pEnd - p >= 3 && (p[1] & 0xC0) == 0x80 && (p[2] & 0xC0) == 0x80)
                     {
-                        int c1 = s[i + 1], c2 = s[i + 2];
-                        if ((c1 & 0xC0) == 0x80 && (c2 & 0xC0) == 0x80)
+                        int v = (b & 0x0F) << 12 | (p[1] & 0x3F) << 6 | (p[2] & 0x3F);
+                        // E0 80..9F (overlong) and ED A0..BF (surrogates) are not well-formed.
+                        if (v >= 0x800 && (v & 0xF800) != 0xD800)
                         {
-                            int v = (b & 0x0F) << 12 | (c1 & 0x3F) << 6 | (c2 & 0x3F);
-                            // E0 80..9F (overlong) and ED A0..BF (surrogates) are not well-formed.
-                            if (v >= 0x800 && (v & 0xF800) != 0xD800)
+                            ulong r = table[v];
+                            if (r != ulong.MaxValue)
                             {
-                                ulong r = packedBmp[v];
-                                if (r == 0) r = (ulong)b | (ulong)c1 << 8 | (ulong)c2 << 16 | 3UL << 56;
-                                if (r != ulong.MaxValue)
-                                {
-                                    *(ulong*)(o + n) = r;
-                                    n += (int)(r >> 56);
-                                    i += 3;
-                                    continue;
-                                }
+                                *(ulong*)q = r;
+                                q += (int)(r >> 56);
+                                p += 3;
+                                continue;
                             }
                         }
                     }
-                    // General path: 4-byte sequences, bytes that are not well-formed, a tail to hold back.
-                    int need, lo = 0x80, hi = 0xBF, cp;
-                    if (b >= 0xC2 && b <= 0xDF) { need = 1; cp = b & 0x1F; }
-                    else if (b >= 0xE0 && b <= 0xEF)
-                    {
-                        need = 2; cp = b & 0x0F;
-                        if (b == 0xE0) lo = 0xA0; else if (b == 0xED) hi = 0x9F; // no overlongs, no surrogates
-                    }
-                    else if (b >= 0xF0 && b <= 0xF4)
-                    {
-                        need = 3; cp = b & 0x07;
-                        if (b == 0xF0) lo = 0x90; else if (b == 0xF4) hi = 0x8F; // no overlongs, nothing above 10FFFF
-                    }
-                    else
-                    {
-                        o[n++] = (byte)b; // 80-C1, F5-FF never start a well-formed sequence
-                        i++;
-                        continue;
-                    }
-                    int j = 1;
-                    bool ranOut = false;
-                    for (; j <= need; j++)
-                    {
-                        if (i + j >= end) { ranOut = true; break; }
-                        int c = s[i + j];
-                        if (c < lo || c > hi) break;
-                        cp = (cp << 6) | (c & 0x3F);
-                        lo = 0x80; hi = 0xBF;
-                    }
-                    if (j > need)
-                    {
-                        byte[][] page = pages[cp >> 8];
-                        byte[] replacement = page == null ? null : page[cp & 0xFF];
-                        if (replacement == null)
-                        {
-                            for (int k = 0; k <= need; k++) o[n++] = s[i + k];
-                        }
-                        else
-                        {
-                            for (int k = 0; k < replacement.Length; k++) o[n++] = replacement[k];
-                        }
-                        i += need + 1;
-                    }
-                    else if (ranOut && !final)
-                    {
-                        // D-2: a proper prefix of a well-formed sequence; hold it until more input comes.
-                        int len = end - i;
-                        Buffer.BlockCopy(src, i, tail, 0, len);
-                        tailLength = len;
-                        i = end;
-                        break;
-                    }
-                    else
-                    {
-                        o[n++] = (byte)b; // T-3: not the start of a well-formed sequence
-                        i++;
-                    }
+                    int n = (int)(q - o);
+                    int i = Slow(src, s, (int)(p - s), end, final, o, ref n);
+                    p = s + i;
+                    q = o + n;
+                    if (tailLength > 0) break; // D-2: held back; p is at end
                 }
+                outLength = (int)(q - o);
+                return (int)(p - s);
             }
-            outLength = n;
-            return i;
         }
 
-        /// <summary>ASCII fast path: uppercase the run of ASCII bytes at src[0..count) into dst; return its length.
-        /// Eight bytes at a time (SWAR): a-z -> A-Z, every other ASCII byte unchanged. Writes up to
-        /// 8 bytes past the run's end in dst (the caller's +8 slack); the caller overwrites them.</summary>
-        static unsafe int AsciiRun(byte* src, byte* dst, int count)
+        /// <summary>One step of the scan at s[i] (not ASCII): a 4-byte sequence, a byte that does not start a
+        /// well-formed sequence, a sequence cut short by end (held as the tail unless final), or whatever the
+        /// fast paths declined. Writes to o at n; returns the position after the step.</summary>
+        unsafe int Slow(byte[] src, byte* s, int i, int end, bool final, byte* o, ref int n)
         {
-            byte* s = src, d = dst, end = src + count;
-            while (end - s >= 8)
+            int b = s[i];
+            int need, lo = 0x80, hi = 0xBF, cp;
+            if (b >= 0xC2 && b <= 0xDF) { need = 1; cp = b & 0x1F; }
+            else if (b >= 0xE0 && b <= 0xEF)
             {
-                ulong word = *(ulong*)s;
-                ulong high = word & 0x8080808080808080UL; // bytes 80..FF end the run
-                ulong x = word & 0x7F7F7F7F7F7F7F7FUL;
-                // Every byte of x is below 0x80, so these sums never carry into the next byte.
-                ulong atLeastA = x + 0x1F1F1F1F1F1F1F1FUL; // bit 7 set where byte >= 'a' (0x61)
-                ulong aboveZ = x + 0x0505050505050505UL;   // bit 7 set where byte > 'z' (0x7A)
-                ulong lower = atLeastA & ~aboveZ & 0x8080808080808080UL;
-                *(ulong*)d = x ^ (lower >> 2); // clear 0x20 in the lowercase letters
-                if (high != 0)
+                need = 2; cp = b & 0x0F;
+                if (b == 0xE0) lo = 0xA0; else if (b == 0xED) hi = 0x9F; // no overlongs, no surrogates
+            }
+            else if (b >= 0xF0 && b <= 0xF4)
+            {
+                need = 3; cp = b & 0x07;
+                if (b == 0xF0) lo = 0x90; else if (b == 0xF4) hi = 0x8F; // no overlongs, nothing above 10FFFF
+            }
+            else
+            {
+                o[n++] = (byte)b; // 80-C1, F5-FF never start a well-formed sequence
+                return i + 1;
+            }
+            int j = 1;
+            bool ranOut = false;
+            for (; j <= need; j++)
+            {
+                if (i + j >= end) { ranOut = true; break; }
+                int c = s[i + j];
+                if (c < lo || c > hi) break;
+                cp = (cp << 6) | (c & 0x3F);
+                lo = 0x80; hi = 0xBF;
+            }
+            if (j > need)
+            {
+                byte[][] page = pages[cp >> 8];
+                byte[] replacement = page == null ? null : page[cp & 0xFF];
+                if (replacement == null)
                 {
-                    // Only the ASCII bytes before the first high one count; the caller overwrites the rest.
-                    // ((high & -high) >> 7) is 1 << 8k for the first high byte k; the multiply puts k in the top byte.
-                    int k = (int)((((high & (~high + 1)) >> 7) * 0x0001020304050607UL) >> 56);
-                    return (int)(s - src) + k;
+                    for (int k = 0; k <= need; k++) o[n++] = s[i + k];
                 }
-                s += 8;
-                d += 8;
+                else
+                {
+                    for (int k = 0; k < replacement.Length; k++) o[n++] = replacement[k];
+                }
+                return i + need + 1;
             }
-            while (s < end && *s < 0x80)
+            if (ranOut && !final)
             {
-                int b = *s;
-                *d = (byte)(b >= 'a' && b <= 'z' ? b - 0x20 : b);
-                s++;
-                d++;
+                // D-2: a proper prefix of a well-formed sequence; hold it until more input comes.
+                int len = end - i;
+                Buffer.BlockCopy(src, i, tail, 0, len);
+                tailLength = len;
+                return end;
             }
-            return (int)(s - src);
+            o[n++] = (byte)b; // T-3: not the start of a well-formed sequence
+            return i + 1;
         }
 
         void EnsureCapacity(int needed)
