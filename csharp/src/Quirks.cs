@@ -1,10 +1,13 @@
-// Work-arounds for Mono 6.8 specifics, each harmless elsewhere. Argv decoding is
-// not one of them: it is the command line's job (Cli.cs).
+// The platform file: work-arounds for Mono 6.8 specifics, each harmless elsewhere, and the raw
+// libc socket calls the server needs (Posix). Argv decoding is not one of them: it is the command
+// line's job (Cli.cs).
 using System;
 using System.Collections.Generic;
 using System.IO;
+using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
+using System.Runtime.InteropServices;
 #if MONO
 using Mono.Unix.Native;
 #endif
@@ -67,6 +70,173 @@ namespace UpperEcho
         public static void Exit(int code)
         {
             Environment.Exit(code);
+        }
+    }
+
+    // The server's raw socket calls (Linux, libc through P/Invoke), for what Mono's Socket cannot do:
+    //
+    // - accept(2)'s own peer address. Mono's Socket.Accept learns the peer later, with getpeername(2),
+    //   which fails (ENOTCONN) for a connection reset while it waited in the backlog; accept(2) itself
+    //   reports the address of every connection it returns (S-6).
+    // - accept(2)'s errno: EMFILE and friends are told apart from a connection that died (S-10).
+    // - send(2) that returns what it took when SO_SNDTIMEO runs out (Mono's blocking Send loops until
+    //   all is sent), which is how the server sees a peer that stopped taking the answer (S-2).
+    // - SO_LINGER 0 on every reset (S-2, S-3, S-4), and shutdown(2) of the listener, which wakes a
+    //   blocked accept and refuses new connections at once (S-4).
+    //
+    // Only the server uses this; the client and the transform stay on the portable APIs.
+    static unsafe class Posix
+    {
+        // Linux x86-64 and arm64 constants.
+        public const int EINTR = 4, EAGAIN = 11, ENOMEM = 12, ENFILE = 23, EMFILE = 24, ENOBUFS = 105;
+        public const int SOL_SOCKET = 1, SO_LINGER = 13, SO_RCVTIMEO = 20, SO_SNDTIMEO = 21;
+        public const int IPPROTO_TCP = 6, TCP_NODELAY = 1;
+        public const int SHUT_RDWR = 2;
+        public const int MSG_NOSIGNAL = 0x4000;
+        public const int SOCK_CLOEXEC = 0x80000;
+        const int AF_INET = 2, AF_INET6 = 10;
+        const short POLLIN = 1;
+        const int SockaddrSize = 128; // sizeof(struct sockaddr_storage)
+
+        [StructLayout(LayoutKind.Sequential)]
+        struct Linger { public int OnOff; public int Seconds; }
+
+        [StructLayout(LayoutKind.Sequential)]
+        struct Timeval { public IntPtr Seconds; public IntPtr Microseconds; } // long, long
+
+        [StructLayout(LayoutKind.Sequential)]
+        struct PollFd { public int Fd; public short Events; public short Revents; }
+
+        [DllImport("libc", EntryPoint = "accept4", SetLastError = true)]
+        static extern int accept4(int fd, byte* address, ref uint length, int flags);
+
+        [DllImport("libc", EntryPoint = "recv", SetLastError = true)]
+        static extern IntPtr recv(int fd, byte* buffer, UIntPtr length, int flags);
+
+        [DllImport("libc", EntryPoint = "send", SetLastError = true)]
+        static extern IntPtr send(int fd, byte* buffer, UIntPtr length, int flags);
+
+        [DllImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+        static extern int setsockopt(int fd, int level, int name, void* value, uint length);
+
+        [DllImport("libc", EntryPoint = "shutdown", SetLastError = true)]
+        static extern int shutdown(int fd, int how);
+
+        [DllImport("libc", EntryPoint = "close", SetLastError = true)]
+        static extern int close(int fd);
+
+        [DllImport("libc", EntryPoint = "poll", SetLastError = true)]
+        static extern int poll(PollFd* fds, UIntPtr count, int timeoutMs);
+
+        static int Errno() { return Marshal.GetLastWin32Error(); }
+
+        /// <summary>accept4(2) with SOCK_CLOEXEC: the new descriptor and the peer as accept reported it,
+        /// or -1 and errno.</summary>
+        public static int Accept(int listener, out IPEndPoint peer, out int errno)
+        {
+            byte* address = stackalloc byte[SockaddrSize];
+            uint length = SockaddrSize;
+            int fd = accept4(listener, address, ref length, SOCK_CLOEXEC);
+            errno = fd < 0 ? Errno() : 0;
+            peer = fd < 0 ? null : Endpoint(address, length);
+            return fd;
+        }
+
+        static IPEndPoint Endpoint(byte* a, uint length)
+        {
+            int family = a[0] | a[1] << 8; // sa_family_t, host order (little-endian here)
+            int port = a[2] << 8 | a[3];   // network order
+            if (family == AF_INET && length >= 8)
+            {
+                var bytes = new byte[4];
+                for (int k = 0; k < 4; k++) bytes[k] = a[4 + k];
+                return new IPEndPoint(new IPAddress(bytes), port);
+            }
+            if (family == AF_INET6 && length >= 28)
+            {
+                var bytes = new byte[16];
+                for (int k = 0; k < 16; k++) bytes[k] = a[8 + k];
+                uint scope = (uint)a[24] | (uint)a[25] << 8 | (uint)a[26] << 16 | (uint)a[27] << 24;
+                return new IPEndPoint(new IPAddress(bytes, scope), port);
+            }
+            return new IPEndPoint(IPAddress.None, 0); // not IP: never on a TCP listener
+        }
+
+        /// <summary>Waits up to timeoutMs for the descriptor to be readable (or to have an error).</summary>
+        public static void WaitReadable(int fd, int timeoutMs)
+        {
+            PollFd p;
+            p.Fd = fd;
+            p.Events = POLLIN;
+            p.Revents = 0;
+            poll(&p, (UIntPtr)1, timeoutMs);
+        }
+
+        /// <summary>recv(2): bytes read, 0 at end of stream, -1 with errno.</summary>
+        public static int Receive(int fd, byte[] buffer, int offset, int count, out int errno)
+        {
+            fixed (byte* b = buffer)
+            {
+                long n = (long)recv(fd, b + offset, (UIntPtr)count, 0);
+                errno = n < 0 ? Errno() : 0;
+                return (int)n;
+            }
+        }
+
+        /// <summary>send(2) without SIGPIPE: bytes the kernel took, or -1 with errno.</summary>
+        public static int Send(int fd, byte[] buffer, int offset, int count, out int errno)
+        {
+            fixed (byte* b = buffer)
+            {
+                long n = (long)send(fd, b + offset, (UIntPtr)count, MSG_NOSIGNAL);
+                errno = n < 0 ? Errno() : 0;
+                return (int)n;
+            }
+        }
+
+        public static void SetInt(int fd, int level, int name, int value)
+        {
+            setsockopt(fd, level, name, &value, sizeof(int));
+        }
+
+        /// <summary>SO_RCVTIMEO or SO_SNDTIMEO; 0 = none.</summary>
+        public static void SetTimeout(int fd, int name, int milliseconds)
+        {
+            Timeval t;
+            t.Seconds = (IntPtr)(milliseconds / 1000);
+            t.Microseconds = (IntPtr)(milliseconds % 1000 * 1000);
+            setsockopt(fd, SOL_SOCKET, name, &t, (uint)sizeof(Timeval));
+        }
+
+        /// <summary>SO_LINGER 0: the close that follows sends a reset, not a FIN.</summary>
+        public static void LingerZero(int fd)
+        {
+            Linger l;
+            l.OnOff = 1;
+            l.Seconds = 0;
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, (uint)sizeof(Linger));
+        }
+
+        public static void Shutdown(int fd) { shutdown(fd, SHUT_RDWR); }
+
+        public static void Close(int fd) { close(fd); }
+
+        public static bool IsResourceError(int errno)
+        {
+            return errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM;
+        }
+
+        /// <summary>A one-line description of errno, without the runtime's exception machinery.</summary>
+        public static string Describe(int errno)
+        {
+            switch (errno)
+            {
+                case EMFILE: return "Too many open files (EMFILE)";
+                case ENFILE: return "Too many open files in system (ENFILE)";
+                case ENOBUFS: return "No buffer space available (ENOBUFS)";
+                case ENOMEM: return "Cannot allocate memory (ENOMEM)";
+                default: return "errno " + errno;
+            }
         }
     }
 }

@@ -8,7 +8,7 @@
 // client stops that connection's reads (backpressure, D-5) and delays no other
 // connection (S-1).
 //
-// Connections live on raw descriptors (Posix.cs), not Mono's Socket: accept(2)
+// Connections live on raw descriptors (Quirks.cs, class Posix), not Mono's Socket: accept(2)
 // reports the peer even of a connection reset in the backlog (S-6), its errno
 // tells exhaustion (S-10) from a dead connection, and send(2) returns when
 // SO_SNDTIMEO runs out. The idle timeout (S-2) is SO_RCVTIMEO and SO_SNDTIMEO:
