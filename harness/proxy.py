@@ -73,7 +73,8 @@ CONDITIONS = {
             "early-close",
             ("C-7", "E-1"),
             True,
-            "the server's side ends after 10240 upload bytes while the client sends: exit 0, stdout U(those bytes)",
+            "the server's side ends after 10240 upload bytes while the client is blocked sending: exit 0, stdout "
+            "U(those bytes)",
             cut_after=("to-server", EARLY_CLOSE_AFTER),
             at_cut="close-upload",
         ),
@@ -99,11 +100,9 @@ def client_outcome_problems(condition: str, stdin: bytes, returncode: int, stdou
     """What is wrong with a client's outcome under `condition`, by the clauses it cites; [] when right."""
     from .oracle import expected_u  # the independent oracle (not an implementation under test)
 
-    expected = expected_u(stdin)
+    expected = expected_u(stdin[:EARLY_CLOSE_AFTER] if condition == "early-close" else stdin)
     problems = []
     one_error_line = stderr.startswith(b"error: ") and stderr.count(b"\n") == 1
-    if condition == "early-close":
-        expected = expected_u(stdin[:EARLY_CLOSE_AFTER])
     if condition in ("clean", "split-1", "jitter", "slow-reader", "early-close"):
         if returncode != 0 or stderr:
             problems.append(f"exit {returncode} with stderr {stderr[:300]!r}; expected exit 0 and no stderr")
@@ -256,6 +255,7 @@ class _Legs:
         self.transcript = transcript
         self.forwarded = {"to-server": 0, "to-client": 0}
         self.client_fin = asyncio.Event()
+        self.client_leg_ended = asyncio.Event()  # the proxy sent its FIN to the client
         self.reset_done = False
         self.tasks: list[asyncio.Task] = []
 
@@ -346,12 +346,15 @@ class _Legs:
                     return
                 if self.condition.at_cut == "close-upload":
                     self._half_close(self.server, "server", "to-server")
+                    # Read no more from the client until the answer and FIN are on their way to it: so it is
+                    # still sending (blocked) when the server's side ends, the case C-7 is about.
+                    await self.client_leg_ended.wait()
                     await self._drain_client()
                 return
 
     async def _drain_client(self) -> None:
-        """After an early close toward the server, read and drop what the client still sends, so that the
-        client sees an orderly end rather than the reset that unread data would cause."""
+        """After an early close toward the server, read and drop what the client still sends, so that its
+        socket does not end with a reset for unread data."""
         while await self._read(self.client, "client", 65536):
             pass
         self.client_fin.set()
@@ -367,6 +370,7 @@ class _Legs:
                 if self.condition.stall_after_fin:
                     await asyncio.sleep(3600)  # never: the test ends the proxy once the client gave up
                 self._half_close(self.client, "client", "to-client")
+                self.client_leg_ended.set()
                 return
             if self.condition.stall_after_fin and self.client_fin.is_set():
                 continue  # the reply stops here (C-5)

@@ -20,7 +20,8 @@ from harness.wire import exchange
 # Words of mixed text: ASCII, and characters that grow, shrink or span 2-4 bytes (T-4), so that segment
 # boundaries fall inside characters (D-1).
 WORDS = ["hello", "world", "straße", "ﬁsh", "ŉ", "ΐ", "ǅ", "𐐨", "ა", "istanbul", "µ", "ᾳ", "\n", " ", "😀"]
-INPUT_SIZE = {"split-1": 2048, "jitter": 16384, "stall": 2048, "slow-reader": 512 * 1024}
+# early-close: more than the client's and the proxy's socket buffers take, so the client is still sending
+INPUT_SIZE = {"split-1": 2048, "jitter": 16384, "stall": 2048, "slow-reader": 512 * 1024, "early-close": 2 << 20}
 DEFAULT_INPUT_SIZE = 100_000  # what a client is still sending when the resets and the early close come
 STALL_TIMEOUT = "0.5"
 
@@ -28,8 +29,9 @@ STALL_TIMEOUT = "0.5"
 def mixed_text(size: int, seed: int) -> bytes:
     rng = random.Random(seed)
     text = bytearray()
-    while len(text) < size:
+    while len(text) < min(size, DEFAULT_INPUT_SIZE):
         text += rng.choice(WORDS).encode()
+    text *= -(-size // len(text))  # bigger inputs repeat the first 100 kB
     return bytes(text[:size])  # the cut may split a character: its tail is then sent unchanged (T-3)
 
 

@@ -35,11 +35,13 @@ MAXFAIL = 3
 TIMEOUT = 420  # seconds per mutant; a run that hangs past it is reported, not counted as caught
 JOBS = int(os.environ.get("UPPER_ECHO_MUTANT_JOBS", "4"))
 # role -> (test files, -k expression); {m} is the mutant's name. A mutant must first pass SANITY (it builds,
-# starts, and a server serves the basic vectors), so that one that merely crashes scores nothing.
+# starts, and a server serves the basic vectors), so that one that merely crashes scores nothing. A mutant whose
+# bug is on that very path names its own basic check in mutants.toml (`sanity`, a -k expression).
 SANITY = {
     "server": (
-        ["tests/matrix/test_contract.py", "tests/matrix/test_server.py"],
-        "{m} and not {m}-client and (test_folder or test_upper_echo_execs or test_a_line_is_answered)",
+        ["tests/matrix/test_contract.py", "tests/matrix/test_vectors.py", "tests/matrix/test_server.py"],
+        "{m} and not {m}-client and (test_folder or test_upper_echo_execs or test_server_alone and "
+        "(hello-world or many-lines))",
     ),
     "client": (
         ["tests/matrix/test_cli.py", "tests/matrix/test_client.py"],
@@ -108,6 +110,7 @@ def run_mutant(name: str, work: Path) -> dict:
     registry.write_text(registry_text(name, entry), encoding="utf-8")
     started = time.monotonic()
     files, keyword = SANITY[entry["role"]]
+    keyword = entry.get("sanity", keyword)
     sane_tests, sanity_hung = run_selection(
         registry, files, keyword.format(m=name), work / f"{name}-sanity", work / f"{name}-sanity.log"
     )
@@ -171,6 +174,8 @@ def test_mutants_are_registered_only_in_their_own_registry() -> None:
 
     assert set(PATCHES) == set(MUTANTS), "mutate.py and mutants.toml must list the same mutants"
     for name, entry in MUTANTS.items():
-        assert set(entry) == {"folder", "needs", "role", "breaks"}, f"{name}: no other keys (no faked fields)"
+        assert {"folder", "needs", "role", "breaks"} <= set(entry) <= {"folder", "needs", "role", "breaks", "sanity"}, (
+            f"{name}: no other keys (no faked fields)"
+        )
         assert entry["role"] in SELECTION and entry["breaks"], name
         assert (HERE / entry["folder"] / "bin" / "upper-echo").exists(), name
