@@ -11,19 +11,12 @@ import os
 import re
 import socket
 import sys
-from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
-from .client import CannotConnect, ClientOptions, ConnectionBroke, run_client
-from .server import CannotListen, ServerOptions, serve
-from .transducer import UppercaseTransducer
+from .failures import Failure, StdoutFailed, UsageError
 
 EXIT_OK = 0
-EXIT_CANNOT_WRITE_STDOUT = 1  # X-6
-EXIT_CANNOT_LISTEN = 1  # S-9
-EXIT_USAGE = 2  # X-1
-EXIT_CANNOT_CONNECT = 3  # C-6
-EXIT_CONNECTION_BROKE = 4  # C-6
 
 STDIN_FILENO, STDOUT_FILENO = 0, 1
 
@@ -41,8 +34,7 @@ GRAMMAR = {
 }
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(NamedTuple):
     """One row of spec/cli.toml [commands.*.options], the default and bounds written as the table writes them."""
 
     name: str
@@ -53,8 +45,7 @@ class Flag:
     metavar: str | None = None
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     flags: tuple[Flag, ...]
     operands: bool  # only a command that takes operands accepts `--` (X-3)
     help: str
@@ -108,14 +99,6 @@ FLAG_HELP = {
     ("client", "timeout"): "bound on connecting and on each wait after half-close",
     ("transform", "chunk-size"): "largest read fed to the transducer",
 }
-
-
-class UsageError(Exception):
-    """Exit 2 with one `error: ` line (X-1)."""
-
-
-class StdoutFailed(Exception):
-    """Writing to stdout failed: exit 1 (X-6)."""
 
 
 def write_stdout(data: bytes) -> None:
@@ -212,6 +195,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
 
 def run_transform(chunk_size: int) -> None:
     """X-2: U(stdin) to stdout, the transducer fed reads of at most chunk_size bytes."""
+    from .transducer import UppercaseTransducer
+
     transducer = UppercaseTransducer()
     while chunk := os.read(STDIN_FILENO, chunk_size):
         write_stdout(transducer.feed(chunk))
@@ -219,12 +204,17 @@ def run_transform(chunk_size: int) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    # Each command imports only its own module (failures.py says why).
     if args.command == "server":
+        from .server import ServerOptions, serve
+
         serve(
             ServerOptions(args.host, args.port, args.idle_timeout, args.max_connections, args.drain_timeout),
             write_stdout,
         )
     elif args.command == "client":
+        from .client import ClientOptions, run_client
+
         messages = [os.fsencode(message) for message in args.messages]  # the argument's own bytes
         run_client(ClientOptions(args.host, args.port, args.timeout), messages, STDIN_FILENO, write_stdout)
     else:
@@ -232,17 +222,10 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; every failure is one `error:` line and its exit code (X-1, X-6, S-9, C-6)."""
-    exit_codes = {
-        UsageError: EXIT_USAGE,
-        StdoutFailed: EXIT_CANNOT_WRITE_STDOUT,
-        CannotListen: EXIT_CANNOT_LISTEN,
-        CannotConnect: EXIT_CANNOT_CONNECT,
-        ConnectionBroke: EXIT_CONNECTION_BROKE,
-    }
+    """Run one command; every failure is one `error:` line and its exit code (failures.py)."""
     try:
         run(parse_arguments(sys.argv[1:] if argv is None else argv))
-    except tuple(exit_codes) as failure:
+    except Failure as failure:
         error(str(failure))
-        return next(code for kind, code in exit_codes.items() if isinstance(failure, kind))
+        return failure.exit_code
     return EXIT_OK

@@ -13,26 +13,19 @@ import os
 import select
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
+
+from .failures import CannotConnect, ConnectionBroke
 
 CHUNK = 64 * 1024
 
 
-@dataclass(frozen=True)
-class ClientOptions:
+class ClientOptions(NamedTuple):
     """The client's command line, decoded (C-1); the defaults are cli.py's, from spec/cli.toml."""
 
     host: str
     port: int
     timeout: float
-
-
-class CannotConnect(Exception):
-    """No connection: refused, unknown host, connect timeout (C-6, exit 3)."""
-
-
-class ConnectionBroke(Exception):
-    """The connection was reset, or the server was silent too long after the half-close (C-5, C-7, exit 4)."""
 
 
 def format_address(host: str, port: int) -> str:

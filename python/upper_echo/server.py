@@ -20,8 +20,9 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
+from .failures import CannotListen
 from .transducer import UppercaseTransducer
 
 READ_BUFFER = 64 * 1024  # D-4: one buffer, shared by every connection (one thread reads at a time)
@@ -36,8 +37,7 @@ IDLE_TICK_MIN = 0.01  # ...but not more often than this, however short the timeo
 LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends a reset (S-2, S-3, S-4)
 
 
-@dataclass(frozen=True)
-class ServerOptions:
+class ServerOptions(NamedTuple):
     """The server's command line, decoded (S-7); the defaults are cli.py's, from spec/cli.toml."""
 
     host: str
@@ -45,10 +45,6 @@ class ServerOptions:
     idle_timeout: float
     max_connections: int
     drain_timeout: float
-
-
-class CannotListen(Exception):
-    """The server could not bind or listen (exit 1, S-9)."""
 
 
 def format_address(sockaddr: tuple) -> str:
