@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -83,6 +84,10 @@ class Conversation:
         return self.receive(len(self._received))
 
     def close(self) -> None:
+        # Shut down first: while the reader thread is blocked in recv(), close() alone sends no FIN (the blocked
+        # call keeps the socket alive), and the connection stays open on the server until the session ends.
+        with contextlib.suppress(OSError):  # the peer may have reset it already
+            self.sock.shutdown(socket.SHUT_RDWR)
         self.sock.close()
 
 
