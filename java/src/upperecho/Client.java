@@ -105,11 +105,11 @@ final class Client {
      * exit 4). Returns the exit status otherwise.
      */
     private int exchange(byte[] messages) throws IOException {
+        Pipe.SourceChannel stdin = null;
         try (Selector selector = Selector.open()) {
             channel.configureBlocking(false);
             SelectionKey socketKey = channel.register(selector, SelectionKey.OP_READ);
             ByteBuffer outgoing;
-            Pipe.SourceChannel stdin = null;
             SelectionKey stdinKey = null;
             boolean inputDone;
             if (messages != null) {
@@ -168,6 +168,10 @@ final class Client {
                     outgoing.flip();
                 }
             }
+        } finally {
+            // The copier, blocked writing to a full pipe, now fails and ends. A thread still blocked in a
+            // system call holds the JVM's exit back by 300 ms (HotSpot waits for threads in native code).
+            closeQuietly(stdin);
         }
     }
 
