@@ -20,8 +20,9 @@ from harness.wire import exchange
 # Words of mixed text: ASCII, and characters that grow, shrink or span 2-4 bytes (T-4), so that segment
 # boundaries fall inside characters (D-1).
 WORDS = ["hello", "world", "straße", "ﬁsh", "ŉ", "ΐ", "ǅ", "𐐨", "ა", "istanbul", "µ", "ᾳ", "\n", " ", "😀"]
-# early-close: more than the client's and the proxy's socket buffers take, so the client is still sending
-INPUT_SIZE = {"split-1": 2048, "jitter": 16384, "stall": 2048, "slow-reader": 512 * 1024, "early-close": 2 << 20}
+# jitter: about 130 random segments each way, some after a pause, per seed (20 seeds per pair by default).
+# early-close: more than the client's and the proxy's socket buffers take, so the client is still sending.
+INPUT_SIZE = {"split-1": 2048, "jitter": 4096, "stall": 2048, "slow-reader": 512 * 1024, "early-close": 2 << 20}
 DEFAULT_INPUT_SIZE = 100_000  # what a client is still sending when the resets and the early close come
 STALL_TIMEOUT = "0.5"
 
