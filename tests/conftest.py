@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+
+# `-n auto`: this many pytest-xdist workers per core. A worker spends much of each test waiting, on a client process
+# or on a timeout, so one worker per core leaves the cores idle (bench/README.md, "The matrix's time").
+WORKERS_PER_CORE = 2
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -25,3 +31,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"
         report.longrepr = f"--require-all: this test would have been skipped: {reason}"
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    return WORKERS_PER_CORE * (os.cpu_count() or 1)
