@@ -8,6 +8,7 @@ implementation alone.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import time
@@ -27,6 +28,7 @@ DEFAULT_INPUT_SIZE = 100_000  # what a client is still sending when the resets a
 STALL_TIMEOUT = "0.5"
 
 
+@functools.cache  # one per size and seed (a few hundred): made once per worker, not per cell
 def mixed_text(size: int, seed: int) -> bytes:
     rng = random.Random(seed)
     text = bytearray()
