@@ -101,8 +101,10 @@ final class Server {
     /** The open connections (each knows its index), for the idle scan and the drain. Loop thread only. */
     private Connection[] connections = new Connection[64];
     private int count;
-    /** The loop's clock: System.nanoTime() after the last select. */
+    /** The loop's clock: System.nanoTime() once select returned (read once per select, not per event). */
     private long now;
+    /** Whether now has been read since the last select returned. */
+    private boolean clockFresh;
     /** S-10: accepting is paused until this time (when acceptPaused). */
     private boolean acceptPaused;
     private long acceptResumeAt;
@@ -282,6 +284,7 @@ final class Server {
             } else if (stopping) {
                 waitNs = 0;
             }
+            clockFresh = false; // the first ready key reads the clock: a select may have waited long
             if (waitNs <= 0) {
                 selector.selectNow(onReady);
             } else {
@@ -294,8 +297,7 @@ final class Server {
                 listenerKey.interestOps(SelectionKey.OP_ACCEPT);
             }
             if (idleOn && now - nextIdleScan >= 0) {
-                nextIdleScan = now + tickNs;
-                scanIdle();
+                nextIdleScan = scanIdle(tickNs);
             }
             if (stopping && !draining) {
                 startDrain();
@@ -310,6 +312,10 @@ final class Server {
 
     /** One ready key: the listener, or a connection. */
     private void ready(SelectionKey key) {
+        if (!clockFresh) {
+            now = System.nanoTime();
+            clockFresh = true;
+        }
         Object attachment = key.attachment();
         if (attachment instanceof Connection) {
             Connection connection = (Connection) attachment;
@@ -435,9 +441,17 @@ final class Server {
         }
     }
 
-    /** S-2: every connection with no progress for the idle timeout is closed in order, or reset if stalled. */
-    private void scanIdle() {
+    /**
+     * S-2: every connection with no progress for the idle timeout is closed in
+     * order, or reset if stalled. Returns when to scan next: when the oldest
+     * progress left turns idle (progress only moves later, and a new
+     * connection starts with a whole timeout), but not sooner than a tick
+     * from now. So 10,000 idle connections cost a scan per idle timeout, not
+     * one per tick.
+     */
+    private long scanIdle(long tickNs) {
         long idleNs = options.idleTimeoutMs() * MS;
+        long oldest = now;
         for (int i = count - 1; i >= 0; i--) { // from the end: a close moves the last one into slot i
             Connection connection = connections[i];
             if (now - connection.lastProgress >= idleNs) {
@@ -448,7 +462,12 @@ final class Server {
                     connection.close(true);
                 }
             }
+            if (connection.open && connection.lastProgress - oldest < 0) {
+                oldest = connection.lastProgress;
+            }
         }
+        long next = oldest + idleNs;
+        return next - (now + tickNs) < 0 ? now + tickNs : next;
     }
 
     /** S-4, step 1: stop accepting (new connects are refused), then let open connections finish. */
@@ -461,6 +480,7 @@ final class Server {
         }
         closeQuietly(listener);
         try {
+            clockFresh = false;
             selector.selectNow(onReady); // deregisters the listener: its descriptor is closed now
         } catch (IOException e) {
             Cli.log("warning: event loop: " + describe(e));
