@@ -83,6 +83,8 @@ final class Server {
     private static final long ACCEPT_RETRY_MS = 10;
     /** At most this many accepts per loop turn, so a connect burst does not starve the open connections (S-1). */
     private static final int ACCEPT_BATCH = 64;
+    /** At most this many full reads of one connection per loop turn (256 KiB), so a stream does not starve others. */
+    private static final int READS_PER_EVENT = 4;
     /** S-10: at most one accept diagnostic per this many nanoseconds. */
     private static final long DIAGNOSTIC_INTERVAL_NS = 1_000_000_000L;
     private static final long MS = 1_000_000L;
@@ -551,27 +553,36 @@ final class Server {
             this.peer = peer;
         }
 
-        /** OP_READ: one read into the loop's buffer, its answer sent at once (D-2) or kept for OP_WRITE (D-5). */
+        /**
+         * OP_READ: a read into the loop's buffer, its answer sent at once (D-2) or kept for OP_WRITE (D-5).
+         * A read that filled the buffer is likely a stream with more waiting: read again, a few times at
+         * most (S-1: other connections wait meanwhile), without a select in between.
+         */
         void readable() {
-            readBuffer.clear();
-            int n;
-            try {
-                n = channel.read(readBuffer);
-            } catch (IOException e) {
-                close(true); // S-5: a reset ends this connection only
-                return;
+            for (int reads = 0; reads < READS_PER_EVENT; reads++) {
+                readBuffer.clear();
+                int n;
+                try {
+                    n = channel.read(readBuffer);
+                } catch (IOException e) {
+                    close(true); // S-5: a reset ends this connection only
+                    return;
+                }
+                if (n == 0) {
+                    return;
+                }
+                if (n < 0) { // EOF (E-1): answer the held-back tail unchanged, everything owed, then close
+                    inputDone = true;
+                    answer(transducer.flush());
+                    return;
+                }
+                received += n;
+                lastProgress = now;
+                answer(transducer.feed(readArray, 0, n));
+                if (n < readArray.length || pending != null || !open) {
+                    return;
+                }
             }
-            if (n == 0) {
-                return;
-            }
-            if (n < 0) { // EOF (E-1): answer the held-back tail unchanged, everything owed, then close
-                inputDone = true;
-                answer(transducer.flush());
-                return;
-            }
-            received += n;
-            lastProgress = now;
-            answer(transducer.feed(readArray, 0, n));
         }
 
         /** Send the transducer's output (owed bytes of it); what the kernel does not take waits for OP_WRITE. */
