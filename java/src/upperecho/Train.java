@@ -11,9 +11,10 @@ import java.net.Socket;
 /**
  * Build-time training run for the application class-data-sharing archive
  * (bin/build runs it with -XX:ArchiveClassesAtExit). It loads the classes a
- * client, a server connection and the transform use, over loopback only, so
- * that starting the JVM later maps them instead of parsing them: the matrix
- * starts hundreds of client processes. Not part of the command line.
+ * client, the server (its channels and selector) and the transform use, over
+ * loopback only, so that starting the JVM later maps them instead of parsing
+ * them: the matrix starts hundreds of client and server processes. Not part
+ * of the command line.
  */
 final class Train {
     private Train() {
@@ -42,6 +43,7 @@ final class Train {
             });
             echo.start();
             Server.format(listener.getLocalSocketAddress());
+            Server.warmUp(); // the server's non-blocking channels and selector
             // the whole client path, the option parser included; bin/build sends its stdout to /dev/null
             Cli.run(new String[] {"client", "--host", InetAddress.getLoopbackAddress().getHostAddress(),
                     "--port=" + listener.getLocalPort(), "--timeout", "10.5", "training \u00df"});
