@@ -7,7 +7,7 @@ import os
 import pytest
 
 # `-n auto`: this many pytest-xdist workers per core. A worker spends much of each test waiting, on a client process
-# or on a timeout, so one worker per core leaves the cores idle (bench/README.md, "The matrix's time").
+# or on a timeout, so one worker per core leaves the cores idle (bench/README.md, "The matrix inside a minute").
 WORKERS_PER_CORE = 2
 
 
