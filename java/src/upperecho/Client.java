@@ -197,8 +197,24 @@ final class Client {
     /** A daemon thread copies stdin into a pipe; its readable end is returned. stdin's end (or error) closes it. */
     private static Pipe.SourceChannel copyStdinToPipe() throws IOException {
         Pipe pipe = Pipe.open();
-        Thread copier = new Thread(() -> {
-            try (Pipe.SinkChannel sink = pipe.sink()) {
+        Thread copier = new StdinCopier(pipe.sink());
+        copier.setDaemon(true);
+        copier.start();
+        return pipe.source();
+    }
+
+    /** The copier of copyStdinToPipe: a class rather than a lambda, whose bootstrap costs a client start. */
+    private static final class StdinCopier extends Thread {
+        private final Pipe.SinkChannel sink;
+
+        StdinCopier(Pipe.SinkChannel sink) {
+            super("stdin");
+            this.sink = sink;
+        }
+
+        @Override
+        public void run() {
+            try (sink) {
                 InputStream in = new FileInputStream(FileDescriptor.in);
                 byte[] buffer = new byte[CHUNK];
                 int n;
@@ -211,10 +227,7 @@ final class Client {
             } catch (IOException e) {
                 // stdin cannot be read (or the client is done): that is the end of the input
             }
-        }, "stdin");
-        copier.setDaemon(true);
-        copier.start();
-        return pipe.source();
+        }
     }
 
     /** Seconds for messages, without locale-dependent formatting. */
