@@ -16,6 +16,7 @@ import java.nio.channels.Pipe;
 import java.nio.channels.SelectionKey;
 import java.nio.channels.Selector;
 import java.nio.channels.SocketChannel;
+import java.nio.channels.UnsupportedAddressTypeException;
 
 /**
  * The client: sends the MESSAGEs or stdin while it copies the socket to
@@ -56,12 +57,13 @@ final class Client {
 
     /** Connect, exchange, return the exit status (C-6). messages: what to send, or null to send stdin. */
     static int run(Options options, byte[] messages) {
-        SocketChannel channel = connect(options);
-        if (channel == null) {
-            return EXIT_CANNOT_CONNECT;
-        }
-        try {
-            return new Client(options, channel).exchange(messages);
+        SocketChannel channel = null;
+        try (Selector selector = Selector.open()) {
+            channel = connect(options, selector);
+            if (channel == null) {
+                return EXIT_CANNOT_CONNECT;
+            }
+            return new Client(options, channel).exchange(selector, messages);
         } catch (IOException e) {
             Cli.error("connection broke: " + e.getMessage());
             return EXIT_CONNECTION_BROKE;
@@ -70,8 +72,12 @@ final class Client {
         }
     }
 
-    /** Try each address the host resolves to, each bounded by --timeout (C-5); null after a C-6 error. */
-    private static SocketChannel connect(Options options) {
+    /**
+     * Try each address the host resolves to, each bounded by --timeout (C-5); null after a C-6 error.
+     * A non-blocking connect on the selector: the channel's blocking socket adaptor would load and
+     * initialise java.net.Socket and its properties file at every start.
+     */
+    private static SocketChannel connect(Options options, Selector selector) {
         InetAddress[] addresses;
         try {
             addresses = InetAddress.getAllByName(options.host());
@@ -84,13 +90,27 @@ final class Client {
             SocketChannel channel = null;
             try {
                 channel = SocketChannel.open();
-                channel.socket().connect(new InetSocketAddress(address, options.port()), options.timeoutMs());
+                channel.configureBlocking(false);
+                if (!channel.connect(new InetSocketAddress(address, options.port()))) {
+                    channel.register(selector, SelectionKey.OP_CONNECT);
+                    long deadline = System.nanoTime() + options.timeoutMs() * 1_000_000L;
+                    while (!channel.finishConnect()) {
+                        long waitMs = (deadline - System.nanoTime() + 999_999L) / 1_000_000L;
+                        if (waitMs <= 0) {
+                            throw new SocketTimeoutException();
+                        }
+                        selector.select(waitMs);
+                        selector.selectedKeys().clear();
+                    }
+                }
                 channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
                 return channel;
             } catch (SocketTimeoutException e) {
                 reason = "timed out";
             } catch (IOException e) {
                 reason = e.getMessage();
+            } catch (UnsupportedAddressTypeException e) { // an IPv6 address without IPv6: the adaptor's wording
+                reason = "Unsupported address type";
             }
             closeQuietly(channel);
         }
@@ -104,10 +124,9 @@ final class Client {
      * then takes more input. Any socket error ends it at once (IOException:
      * exit 4). Returns the exit status otherwise.
      */
-    private int exchange(byte[] messages) throws IOException {
+    private int exchange(Selector selector, byte[] messages) throws IOException {
         Pipe.SourceChannel stdin = null;
-        try (Selector selector = Selector.open()) {
-            channel.configureBlocking(false);
+        try {
             SelectionKey socketKey = channel.register(selector, SelectionKey.OP_READ);
             ByteBuffer outgoing;
             SelectionKey stdinKey = null;
@@ -178,8 +197,24 @@ final class Client {
     /** A daemon thread copies stdin into a pipe; its readable end is returned. stdin's end (or error) closes it. */
     private static Pipe.SourceChannel copyStdinToPipe() throws IOException {
         Pipe pipe = Pipe.open();
-        Thread copier = new Thread(() -> {
-            try (Pipe.SinkChannel sink = pipe.sink()) {
+        Thread copier = new StdinCopier(pipe.sink());
+        copier.setDaemon(true);
+        copier.start();
+        return pipe.source();
+    }
+
+    /** The copier of copyStdinToPipe: a class rather than a lambda, whose bootstrap costs a client start. */
+    private static final class StdinCopier extends Thread {
+        private final Pipe.SinkChannel sink;
+
+        StdinCopier(Pipe.SinkChannel sink) {
+            super("stdin");
+            this.sink = sink;
+        }
+
+        @Override
+        public void run() {
+            try (sink) {
                 InputStream in = new FileInputStream(FileDescriptor.in);
                 byte[] buffer = new byte[CHUNK];
                 int n;
@@ -192,10 +227,7 @@ final class Client {
             } catch (IOException e) {
                 // stdin cannot be read (or the client is done): that is the end of the input
             }
-        }, "stdin");
-        copier.setDaemon(true);
-        copier.start();
-        return pipe.source();
+        }
     }
 
     /** Seconds for messages, without locale-dependent formatting. */
