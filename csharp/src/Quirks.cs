@@ -83,8 +83,7 @@ namespace UpperEcho
     //   all is sent), which is how the server sees a peer that stopped taking the answer (S-2).
     // - SO_LINGER 0 on every reset (S-2, S-3, S-4), and shutdown(2) of the listener, which wakes a
     //   blocked accept and refuses new connections at once (S-4).
-    //
-    // Only the server uses this; the client and the transform stay on the portable APIs.
+    // - read(2) and write(2) on the standard streams (Out), for every command.
     static unsafe class Posix
     {
         // Linux x86-64 and arm64 constants.
@@ -124,6 +123,15 @@ namespace UpperEcho
 
         [DllImport("libc", EntryPoint = "close", SetLastError = true)]
         static extern int close(int fd);
+
+        [DllImport("libc", EntryPoint = "read", SetLastError = true)]
+        static extern IntPtr read(int fd, byte* buffer, UIntPtr count);
+
+        [DllImport("libc", EntryPoint = "write", SetLastError = true)]
+        static extern IntPtr write(int fd, byte* buffer, UIntPtr count);
+
+        [DllImport("libc", EntryPoint = "strerror")]
+        static extern IntPtr strerror(int errno);
 
         [DllImport("libc", EntryPoint = "poll", SetLastError = true)]
         static extern int poll(PollFd* fds, UIntPtr count, int timeoutMs);
@@ -192,6 +200,48 @@ namespace UpperEcho
                 errno = n < 0 ? Errno() : 0;
                 return (int)n;
             }
+        }
+
+        /// <summary>read(2) of up to count bytes, again after EINTR: bytes read, 0 at end of file, -1 with errno.</summary>
+        public static int Read(int fd, byte[] buffer, int count, out int errno)
+        {
+            fixed (byte* b = buffer)
+            {
+                while (true)
+                {
+                    long n = (long)read(fd, b, (UIntPtr)count);
+                    errno = n < 0 ? Errno() : 0;
+                    if (errno != EINTR) return (int)n;
+                }
+            }
+        }
+
+        /// <summary>write(2) of all of data[0, count), again after EINTR and short writes: 0, or the errno that
+        /// stopped it (SIGPIPE is ignored under Mono: a closed pipe is EPIPE).</summary>
+        public static int WriteAll(int fd, byte[] data, int count)
+        {
+            fixed (byte* b = data)
+            {
+                int offset = 0;
+                while (offset < count)
+                {
+                    long n = (long)write(fd, b + offset, (UIntPtr)(count - offset));
+                    if (n >= 0)
+                    {
+                        offset += (int)n;
+                        continue;
+                    }
+                    int errno = Errno();
+                    if (errno != EINTR) return errno;
+                }
+                return 0;
+            }
+        }
+
+        /// <summary>The C library's text for errno ("Broken pipe").</summary>
+        public static string Strerror(int errno)
+        {
+            return Marshal.PtrToStringAnsi(strerror(errno)) ?? "errno " + errno;
         }
 
         public static void SetInt(int fd, int level, int name, int value)
