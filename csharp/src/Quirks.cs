@@ -37,7 +37,9 @@ namespace UpperEcho
                     if (field == null || field.FieldType != typeof(bool)) return;
                     fields.Add(field);
                 }
-                bool ipv6 = File.Exists("/proc/net/if_inet6");
+                // access(2), not File.Exists: Mono's first path operation creates and deletes a file in /tmp
+                // to learn whether the file system is case-sensitive (~3 ms).
+                bool ipv6 = Posix.Exists("/proc/net/if_inet6");
                 foreach (FieldInfo field in fields)
                     field.SetValue(null, field.Name == "s_Initialized" || field.Name == "s_SupportsIPv4" || ipv6);
             }
@@ -94,6 +96,7 @@ namespace UpperEcho
         public const int MSG_NOSIGNAL = 0x4000;
         public const int SOCK_CLOEXEC = 0x80000;
         const int AF_INET = 2, AF_INET6 = 10;
+        const int F_OK = 0;
         const short POLLIN = 1;
         const int SockaddrSize = 128; // sizeof(struct sockaddr_storage)
 
@@ -129,6 +132,9 @@ namespace UpperEcho
 
         [DllImport("libc", EntryPoint = "write", SetLastError = true)]
         static extern IntPtr write(int fd, byte* buffer, UIntPtr count);
+
+        [DllImport("libc", EntryPoint = "access")]
+        static extern int access(string path, int mode);
 
         [DllImport("libc", EntryPoint = "strerror")]
         static extern IntPtr strerror(int errno);
@@ -237,6 +243,8 @@ namespace UpperEcho
                 return 0;
             }
         }
+
+        public static bool Exists(string path) { return access(path, F_OK) == 0; }
 
         /// <summary>The C library's text for errno ("Broken pipe").</summary>
         public static string Strerror(int errno)
