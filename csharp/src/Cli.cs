@@ -542,7 +542,7 @@ namespace UpperEcho
             var result = new byte[args.Length][];
             for (int i = 0; i < args.Length; i++) result[i] = utf8.GetBytes(args[i]);
             // Mono makes a character above U+007F of every byte it cannot decode, so all-ASCII strings are
-            // the bytes given: the usual case skips reading /proc (~3 ms of a client start).
+            // the bytes given: the usual case skips reading /proc (~7 ms of a client start).
             if (AllAscii(args)) return result;
             try
             {

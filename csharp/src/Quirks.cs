@@ -1,9 +1,8 @@
 // The platform file: work-arounds for Mono 6.8 specifics, each harmless elsewhere, and the raw
-// libc socket calls the server needs (Posix). Argv decoding is not one of them: it is the command
+// libc calls (Posix). Argv decoding is not one of them: it is the command
 // line's job (Cli.cs).
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
@@ -38,7 +37,7 @@ namespace UpperEcho
                     fields.Add(field);
                 }
                 // access(2), not File.Exists: Mono's first path operation creates and deletes a file in /tmp
-                // to learn whether the file system is case-sensitive (~3 ms).
+                // to learn whether the file system is case-sensitive (~5 ms).
                 bool ipv6 = Posix.Exists("/proc/net/if_inet6");
                 foreach (FieldInfo field in fields)
                     field.SetValue(null, field.Name == "s_Initialized" || field.Name == "s_SupportsIPv4" || ipv6);
@@ -75,7 +74,7 @@ namespace UpperEcho
         }
     }
 
-    // The server's raw socket calls (Linux, libc through P/Invoke), for what Mono's Socket cannot do:
+    // Raw libc calls (Linux, through P/Invoke). The server's socket calls, for what Mono's Socket cannot do:
     //
     // - accept(2)'s own peer address. Mono's Socket.Accept learns the peer later, with getpeername(2),
     //   which fails (ENOTCONN) for a connection reset while it waited in the backlog; accept(2) itself
@@ -85,7 +84,9 @@ namespace UpperEcho
     //   all is sent), which is how the server sees a peer that stopped taking the answer (S-2).
     // - SO_LINGER 0 on every reset (S-2, S-3, S-4), and shutdown(2) of the listener, which wakes a
     //   blocked accept and refuses new connections at once (S-4).
-    // - read(2) and write(2) on the standard streams (Out), for every command.
+    //
+    // And for every command, because the managed way costs start-up time: read(2) and write(2) on the
+    // standard streams (Out), access(2) (Quirks).
     static unsafe class Posix
     {
         // Linux x86-64 and arm64 constants.
