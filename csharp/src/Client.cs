@@ -169,17 +169,16 @@ namespace UpperEcho
                 }
                 else
                 {
-                    Stream stdin = Console.OpenStandardInput();
                     var buffer = new byte[Chunk];
-                    int r;
-                    while ((r = stdin.Read(buffer, 0, buffer.Length)) > 0)
+                    int r, errno;
+                    // A failed stdin read ends the input like EOF.
+                    while ((r = Out.ReadStdin(buffer, buffer.Length, out errno)) > 0)
                         if (!SendBytes(buffer, r)) break;
                 }
             }
             catch (Exception)
             {
-                // C-7: a failed send is recorded by SendBytes for the receiver, which decides the outcome;
-                // a failed stdin read ends the input like EOF.
+                // C-7: a failed send is recorded by SendBytes for the receiver, which decides the outcome.
             }
             finally
             {

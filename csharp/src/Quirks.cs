@@ -1,9 +1,8 @@
 // The platform file: work-arounds for Mono 6.8 specifics, each harmless elsewhere, and the raw
-// libc socket calls the server needs (Posix). Argv decoding is not one of them: it is the command
+// libc calls (Posix). Argv decoding is not one of them: it is the command
 // line's job (Cli.cs).
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Net;
 using System.Net.Sockets;
 using System.Reflection;
@@ -37,7 +36,9 @@ namespace UpperEcho
                     if (field == null || field.FieldType != typeof(bool)) return;
                     fields.Add(field);
                 }
-                bool ipv6 = File.Exists("/proc/net/if_inet6");
+                // access(2), not File.Exists: Mono's first path operation creates and deletes a file in /tmp
+                // to learn whether the file system is case-sensitive (~5 ms).
+                bool ipv6 = Posix.Exists("/proc/net/if_inet6");
                 foreach (FieldInfo field in fields)
                     field.SetValue(null, field.Name == "s_Initialized" || field.Name == "s_SupportsIPv4" || ipv6);
             }
@@ -73,7 +74,7 @@ namespace UpperEcho
         }
     }
 
-    // The server's raw socket calls (Linux, libc through P/Invoke), for what Mono's Socket cannot do:
+    // Raw libc calls (Linux, through P/Invoke). The server's socket calls, for what Mono's Socket cannot do:
     //
     // - accept(2)'s own peer address. Mono's Socket.Accept learns the peer later, with getpeername(2),
     //   which fails (ENOTCONN) for a connection reset while it waited in the backlog; accept(2) itself
@@ -84,7 +85,8 @@ namespace UpperEcho
     // - SO_LINGER 0 on every reset (S-2, S-3, S-4), and shutdown(2) of the listener, which wakes a
     //   blocked accept and refuses new connections at once (S-4).
     //
-    // Only the server uses this; the client and the transform stay on the portable APIs.
+    // And for every command, because the managed way costs start-up time: read(2) and write(2) on the
+    // standard streams (Out), access(2) (Quirks).
     static unsafe class Posix
     {
         // Linux x86-64 and arm64 constants.
@@ -95,6 +97,7 @@ namespace UpperEcho
         public const int MSG_NOSIGNAL = 0x4000;
         public const int SOCK_CLOEXEC = 0x80000;
         const int AF_INET = 2, AF_INET6 = 10;
+        const int F_OK = 0;
         const short POLLIN = 1;
         const int SockaddrSize = 128; // sizeof(struct sockaddr_storage)
 
@@ -124,6 +127,18 @@ namespace UpperEcho
 
         [DllImport("libc", EntryPoint = "close", SetLastError = true)]
         static extern int close(int fd);
+
+        [DllImport("libc", EntryPoint = "read", SetLastError = true)]
+        static extern IntPtr read(int fd, byte* buffer, UIntPtr count);
+
+        [DllImport("libc", EntryPoint = "write", SetLastError = true)]
+        static extern IntPtr write(int fd, byte* buffer, UIntPtr count);
+
+        [DllImport("libc", EntryPoint = "access")]
+        static extern int access(string path, int mode);
+
+        [DllImport("libc", EntryPoint = "strerror")]
+        static extern IntPtr strerror(int errno);
 
         [DllImport("libc", EntryPoint = "poll", SetLastError = true)]
         static extern int poll(PollFd* fds, UIntPtr count, int timeoutMs);
@@ -192,6 +207,50 @@ namespace UpperEcho
                 errno = n < 0 ? Errno() : 0;
                 return (int)n;
             }
+        }
+
+        /// <summary>read(2) of up to count bytes, again after EINTR: bytes read, 0 at end of file, -1 with errno.</summary>
+        public static int Read(int fd, byte[] buffer, int count, out int errno)
+        {
+            fixed (byte* b = buffer)
+            {
+                while (true)
+                {
+                    long n = (long)read(fd, b, (UIntPtr)count);
+                    errno = n < 0 ? Errno() : 0;
+                    if (errno != EINTR) return (int)n;
+                }
+            }
+        }
+
+        /// <summary>write(2) of all of data[0, count), again after EINTR and short writes: 0, or the errno that
+        /// stopped it (SIGPIPE is ignored under Mono: a closed pipe is EPIPE).</summary>
+        public static int WriteAll(int fd, byte[] data, int count)
+        {
+            fixed (byte* b = data)
+            {
+                int offset = 0;
+                while (offset < count)
+                {
+                    long n = (long)write(fd, b + offset, (UIntPtr)(count - offset));
+                    if (n >= 0)
+                    {
+                        offset += (int)n;
+                        continue;
+                    }
+                    int errno = Errno();
+                    if (errno != EINTR) return errno;
+                }
+                return 0;
+            }
+        }
+
+        public static bool Exists(string path) { return access(path, F_OK) == 0; }
+
+        /// <summary>The C library's text for errno ("Broken pipe").</summary>
+        public static string Strerror(int errno)
+        {
+            return Marshal.PtrToStringAnsi(strerror(errno)) ?? "errno " + errno;
         }
 
         public static void SetInt(int fd, int level, int name, int value)
