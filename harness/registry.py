@@ -41,6 +41,7 @@ class Implementation:
     host_port: int | None = None
     turkish_env: dict[str, str] = field(default_factory=dict, hash=False)
     version_command: tuple[str, ...] = ()
+    system_setup: str | None = None  # relative to folder; scripts/install-deps runs it as root after the packages
 
     @property
     def is_client(self) -> bool:
@@ -96,6 +97,7 @@ KEYS = {
     "host_port": (_port, "a TCP port number (1-65535)"),
     "turkish_env": (_environment, "a table of environment variables (strings)"),
     "version_command": (_strings, "a command (list of strings) that prints the runtime's version"),
+    "system_setup": (_string, "a program in the folder that scripts/install-deps runs as root after the packages"),
 }
 REQUIRED = ("folder",)
 
@@ -136,6 +138,7 @@ def parse_registry(text: str, path: Path) -> dict[str, Implementation]:
             host_port=entry.get("host_port"),
             turkish_env=dict(entry.get("turkish_env", {})),
             version_command=tuple(entry.get("version_command", ())),
+            system_setup=entry.get("system_setup"),
         )
     return found
 
@@ -178,6 +181,7 @@ def as_json(implementation: Implementation) -> dict:
         "host_port": implementation.host_port,
         "turkish_env": implementation.turkish_env,
         "version_command": list(implementation.version_command),
+        "system_setup": implementation.system_setup,
     }
 
 
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "debian-packages", help="every implementation's debian_packages, deduplicated and sorted, one a line"
     )
+    commands.add_parser("system-setup", help="every implementation's system_setup program, absolute, one a line")
     commands.add_parser("json", help="the whole registry as JSON (folders absolute, defaults filled in)")
     commands.add_parser("check", help="validate only: exit 0 and say how many implementations there are")
     args = parser.parse_args(argv)
@@ -243,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         lines = [_shell_value(value)]
     elif args.command == "debian-packages":
         lines = sorted({package for impl in registry.values() for package in impl.debian_packages})
+    elif args.command == "system-setup":
+        lines = [str(impl.folder / impl.system_setup) for impl in registry.values() if impl.system_setup]
     elif args.command == "json":
         lines = [json.dumps({name: as_json(impl) for name, impl in registry.items()}, indent=1)]
     else:
