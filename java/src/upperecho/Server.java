@@ -241,7 +241,7 @@ final class Server {
      * under EMFILE, fails for good (S-10). Best effort: without a loopback
      * interface there is nothing to warm up with.
      */
-    static void warmUp() { // also bin/build's training run (Train), so the class-data archive has these classes
+    static void warmUp() { // also bin/cds-archive's training run (Train), so the class-data archive has these classes
         try (ServerSocketChannel listener = ServerSocketChannel.open();
                 SocketChannel client = SocketChannel.open()) {
             listener.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 1);

@@ -1,4 +1,4 @@
-// Build step, not part of the program: bin/build runs this class once to make the class-data-sharing archive.
+// Build step, not part of the program: bin/cds-archive runs this class once to make the class-data-sharing archive.
 package upperecho;
 
 import java.io.InputStream;
@@ -10,12 +10,12 @@ import java.net.Socket;
 
 /**
  * Build-time training run for the application class-data-sharing archive
- * (bin/build runs it with -XX:ArchiveClassesAtExit). It loads the classes a
+ * (bin/cds-archive runs it with -XX:ArchiveClassesAtExit). It loads the classes a
  * client, the server (its channels and selector) and the transform use, over
  * loopback only, so that starting the JVM later maps them instead of parsing
  * them: the matrix starts hundreds of client and server processes. Not part
- * of the command line. bin/build gives it a file as stdin: the second client
- * sends stdin, as most matrix clients do.
+ * of the command line. bin/cds-archive gives it a line on stdin: the second
+ * client sends stdin, as most matrix clients do.
  */
 final class Train {
     private Train() {
@@ -32,7 +32,7 @@ final class Train {
             echo.start();
             Server.format(listener.getLocalSocketAddress());
             Server.warmUp(); // the server's non-blocking channels and selector
-            // the whole client path, the option parser included; bin/build sends its stdout to /dev/null
+            // the whole client path, the option parser included; bin/cds-archive sends its stdout to /dev/null
             String host = InetAddress.getLoopbackAddress().getHostAddress();
             Cli.run(new String[] {"client", "--host", host, "--port=" + listener.getLocalPort(), "--timeout", "10.5",
                     "training \u00df"});
