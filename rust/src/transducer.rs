@@ -154,9 +154,7 @@ impl Transducer {
                     }
                     Scan::Incomplete => {
                         // Still a prefix: the input was too short to complete it, so all of it is held.
-                        let rest = &joined[at..];
-                        self.tail[..rest.len()].copy_from_slice(rest);
-                        self.tail_len = rest.len();
+                        self.hold(&joined[at..]);
                         return;
                     }
                 }
@@ -278,9 +276,7 @@ impl Transducer {
                     i += 1;
                 }
                 Scan::Incomplete => {
-                    let rest = &input[i..];
-                    self.tail[..rest.len()].copy_from_slice(rest);
-                    self.tail_len = rest.len();
+                    self.hold(&input[i..]);
                     break;
                 }
             }
@@ -296,6 +292,12 @@ impl Transducer {
             0 => out.extend_from_slice(original),
             packed => out.extend_from_slice(&unpack(packed)),
         }
+    }
+
+    /// Keep `rest`, a possible prefix of a character, as the tail until more input or the end (D-2).
+    fn hold(&mut self, rest: &[u8]) {
+        self.tail[..rest.len()].copy_from_slice(rest);
+        self.tail_len = rest.len();
     }
 
     /// End of stream: the held-back tail passes through unchanged (E-1, T-3).
