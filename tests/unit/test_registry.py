@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
@@ -114,4 +115,7 @@ def test_command_line_for_shell_scripts() -> None:
         str(impl.host_port) for impl in REGISTERED.values() if impl.is_server
     ]
     assert set(registry("debian-packages").split()) == {p for i in REGISTERED.values() for p in i.debian_packages}
+    setups = registry("system-setup").split()
+    assert setups == [str(i.folder / i.system_setup) for i in REGISTERED.values() if i.system_setup]
+    assert setups and all(os.access(setup, os.X_OK) for setup in setups)  # install-deps runs each one as is
     assert registry("field", "java", "needs").split() == list(REGISTERED["java"].needs)
