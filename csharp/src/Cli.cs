@@ -306,7 +306,7 @@ namespace UpperEcho
             {
                 // Last resort: threads catch their own errors; never die with a stack trace on stdout.
                 Out.Error("internal error: " + e.ExceptionObject);
-                Environment.Exit(ExitCode.Failure);
+                Quirks.Exit(ExitCode.Failure);
             };
             int code;
             try

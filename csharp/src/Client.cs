@@ -95,17 +95,10 @@ namespace UpperEcho
             // after the server closed (C-7).
             var sender = new Thread(() => client.SendAll(payload), 256 * 1024) { IsBackground = true, Name = "sender" };
             sender.Start();
-            try
-            {
-                return client.ReceiveAll(); // a StdoutException goes up to Cli: exit 1
-            }
-            finally
-            {
-                // Shutdown first: Mono's Close waits for a send blocked in another thread; this ends it.
-                try { socket.Shutdown(SocketShutdown.Both); } catch (Exception) { }
-                try { socket.Close(); } catch (Exception) { }
-            }
-            // Cli ends the process at once (Quirks.Exit): the sender may still be blocked reading stdin.
+            // A StdoutException goes up to Cli: exit 1. The socket is not closed here: Cli ends the process
+            // at once (Quirks.Exit), which closes it, and Mono's Close with the sender inside a socket call
+            // interrupts that thread with a signal, one more way for the runtime to trip over itself.
+            return client.ReceiveAll();
         }
 
         static string Reason(Exception e)

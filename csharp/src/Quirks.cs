@@ -64,13 +64,16 @@ namespace UpperEcho
         }
 
         /// <summary>
-        /// Ends the process with code now. Returning from Main would make Mono wait for every thread,
-        /// also a background one blocked reading stdin (the client's sender when the server closed
-        /// first, C-7); stdout and stderr are unbuffered and already flushed.
+        /// Ends the process with code now, with _exit(2): nothing is lost, as stdout and stderr are written
+        /// with write(2) and never buffered. Not through the runtime's shutdown: returning from Main waits
+        /// for every thread, also a background one blocked reading stdin (the client's sender when the
+        /// server closed first, C-7), and Mono's Environment.Exit, with the sender still inside a socket
+        /// call or a read, once crashed the client with SIGABRT (exit 134 and a crash report on stdout: a CI
+        /// run, docker backend, early-close condition).
         /// </summary>
         public static void Exit(int code)
         {
-            Environment.Exit(code);
+            Posix.Exit(code);
         }
     }
 
@@ -86,7 +89,7 @@ namespace UpperEcho
     //   blocked accept and refuses new connections at once (S-4).
     //
     // And for every command, because the managed way costs start-up time: read(2) and write(2) on the
-    // standard streams (Out), access(2) (Quirks).
+    // standard streams (Out), access(2) and _exit(2) (Quirks).
     static unsafe class Posix
     {
         // Linux x86-64 and arm64 constants.
@@ -142,6 +145,9 @@ namespace UpperEcho
 
         [DllImport("libc", EntryPoint = "poll", SetLastError = true)]
         static extern int poll(PollFd* fds, UIntPtr count, int timeoutMs);
+
+        [DllImport("libc", EntryPoint = "_exit")]
+        static extern void _exit(int status);
 
         static int Errno() { return Marshal.GetLastWin32Error(); }
 
@@ -244,6 +250,8 @@ namespace UpperEcho
                 return 0;
             }
         }
+
+        public static void Exit(int code) { _exit(code); }
 
         public static bool Exists(string path) { return access(path, F_OK) == 0; }
 
