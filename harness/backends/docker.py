@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import socket
 import struct
 import threading
@@ -25,6 +26,7 @@ from docker.errors import APIError, NotFound
 
 from .. import REPO
 from ..registry import Implementation
+from . import exec_agent
 from .base import (
     BASE_ENV,
     START_TIMEOUT,
@@ -41,8 +43,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # the engine's kernel is this machine's 
 STDOUT, STDERR = 1, 2
 
 
-def demultiplex(raw: socket.socket, stdout: bytearray, stderr: bytearray) -> None:
-    """Split Docker's attach stream (8-byte frame headers: stream, 0, 0, 0, big-endian size) into its parts."""
+def demultiplex(raw: socket.socket, streams: dict[int, bytearray]) -> None:
+    """Split Docker's attach stream (8-byte frame headers: stream, 0, 0, 0, big-endian size) into its parts,
+    by stream number (the exec agent adds a third, the exit status)."""
 
     def read_exactly(size: int) -> bytes:
         data = bytearray()
@@ -55,7 +58,7 @@ def demultiplex(raw: socket.socket, stdout: bytearray, stderr: bytearray) -> Non
 
     while len(header := read_exactly(8)) == 8:
         stream, size = header[0], struct.unpack(">I", header[4:])[0]
-        (stdout if stream == STDOUT else stderr).extend(read_exactly(size))
+        streams.setdefault(stream, bytearray()).extend(read_exactly(size))
 
 
 class ServerContainer:
@@ -136,6 +139,16 @@ class ServerContainer:
         """Shared by all workers: the controller removes it at the end of the session."""
 
 
+class ClientContainer:
+    """A standing client container and how to reach the exec agent in it."""
+
+    def __init__(self, container, network: str) -> None:
+        self.container = container
+        self.agent_address = (container.attrs["NetworkSettings"]["Networks"][network]["IPAddress"], exec_agent.PORT)
+        environment = dict(entry.split("=", 1) for entry in container.attrs["Config"]["Env"])
+        self.agent_token = environment[exec_agent.TOKEN_VARIABLE]
+
+
 class DockerBackend:
     """Containers on a private network (a base.Backend); default servers are shared by all workers."""
 
@@ -149,6 +162,9 @@ class DockerBackend:
         self.network = network or self._shared_network()
         self.compose_servers = compose_servers
         self.harness_host = self._own_address_on_network()
+        self._entrypoints: dict[str, list[str]] = {}  # image -> its entrypoint
+        self._clients: dict[str, ClientContainer] = {}  # by implementation
+        self._agent_archive: bytes | None = None
 
     def _locked(self, name: str):
         lock = open(self.lock_dir / f"docker-{self.session}-{name}.lock", "w")
@@ -263,25 +279,27 @@ class DockerBackend:
         beside: ServerContainer | None = None,
         stdout_to_full: bool = False,
     ) -> Completed:
-        """`docker exec -i CONTAINER upper-echo ARGS < stdin` in the implementation's standing client container
-        (or, `beside` a server, in that server's container): an exec costs a fraction of a new container."""
+        """`upper-echo ARGS < stdin` in the implementation's standing client container, through its exec agent
+        (a fraction of the cost of a docker exec), or, `beside` a server, `docker exec -i` in that server's
+        container."""
         data = stdin.read_bytes() if isinstance(stdin, Path) else stdin
         if beside is not None and beside.container.attrs["Config"]["Image"] != implementation.image:
             raise ValueError(f"{implementation.image} cannot run beside a {beside.container.attrs['Config']['Image']}")
-        container = beside.container if beside else self._client_container(implementation)
         api = self.docker.api
         command = [*self._entrypoint(implementation), *args]
         if stdout_to_full:  # every image is Debian-based: its sh redirects stdout to a device where writes fail
             command = ["sh", "-c", 'exec "$@" >/dev/full', "sh", *command]
-        exec_id = api.exec_create(
-            container.id,
-            command,
-            stdin=True,
-            environment={**BASE_ENV, **(env or {})},
-        )["Id"]
-        raw = api.exec_start(exec_id, socket=True)._sock  # the SDK exposes the hijacked connection only this way
-        stdout, stderr = bytearray(), bytearray()
-        reader = threading.Thread(target=demultiplex, args=(raw, stdout, stderr), daemon=True)
+        environment = {**BASE_ENV, **(env or {})}
+        if beside is None:
+            client = self._client_container(implementation)
+            container = client.container
+            raw = exec_agent.start_command(client.agent_address, client.agent_token, command, environment)
+        else:
+            container = beside.container
+            exec_id = api.exec_create(container.id, command, stdin=True, environment=environment)["Id"]
+            raw = api.exec_start(exec_id, socket=True)._sock  # the SDK exposes the hijacked connection only this way
+        streams = {STDOUT: bytearray(), STDERR: bytearray()}
+        reader = threading.Thread(target=demultiplex, args=(raw, streams), daemon=True)
         reader.start()
 
         def feed() -> None:
@@ -296,7 +314,11 @@ class DockerBackend:
         raw.close()
         if reader.is_alive():
             raise TimeoutError(f"{implementation.name} {' '.join(args)} did not finish within {timeout:g} s")
-        return Completed(list(args), self._exit_code(exec_id), bytes(stdout), bytes(stderr))
+        if beside is None:
+            returncode = exec_agent.exit_status(bytes(streams.get(exec_agent.EXIT, b"")), container.name)
+        else:
+            returncode = self._exit_code(exec_id)
+        return Completed(list(args), returncode, bytes(streams[STDOUT]), bytes(streams[STDERR]))
 
     def _exit_code(self, exec_id: str) -> int:
         for _ in range(100):  # the output stream ends a moment before the engine records the exit code
@@ -307,18 +329,41 @@ class DockerBackend:
         raise TimeoutError(f"exec {exec_id} finished its output but not its process")
 
     def _entrypoint(self, implementation: Implementation) -> list[str]:
-        return self.docker.images.get(implementation.image).attrs["Config"]["Entrypoint"]
+        if implementation.image not in self._entrypoints:
+            image = self.docker.images.get(implementation.image)
+            self._entrypoints[implementation.image] = image.attrs["Config"]["Entrypoint"]
+        return self._entrypoints[implementation.image]
 
-    def _client_container(self, implementation: Implementation):
-        """A standing container of the implementation's image on the session network, for its client runs."""
+    def _client_container(self, implementation: Implementation) -> ClientContainer:
+        """A standing container of the implementation's image on the session network, for its client runs: its
+        main process is the exec agent, listening on the network (the first worker to ask creates it)."""
+        if implementation.name in self._clients:
+            return self._clients[implementation.name]
         name = f"upper-echo-{self.session}-{implementation.name}-clients"
         with self._locked(name):
             try:
-                return self.docker.containers.get(name)
+                container = self.docker.containers.get(name)
             except NotFound:
-                container = self._create(implementation, ["infinity"], None, name=name, entrypoint=["sleep"])
+                agent = f"{exec_agent.INSTALL_DIR}/{exec_agent.BINARY}"
+                token = {exec_agent.TOKEN_VARIABLE: secrets.token_hex(16)}
+                container = self._create(implementation, [str(exec_agent.PORT)], token, name=name, entrypoint=[agent])
+                container.put_archive(exec_agent.INSTALL_DIR, self._exec_agent_archive())
                 container.start()
-                return container
+                container.reload()
+            client = ClientContainer(container, self.network)
+            exec_agent.wait_until_listening(client.agent_address, container)
+        self._clients[implementation.name] = client
+        return client
+
+    def _exec_agent_archive(self) -> bytes:
+        """The agent binary as a tar, built once per session (the first worker to ask builds it)."""
+        if self._agent_archive is None:
+            path = self.lock_dir / f"docker-{self.session}-exec-agent.tar"
+            with self._locked("exec-agent"):
+                if not path.exists():
+                    path.write_bytes(exec_agent.build_archive(self.docker))
+            self._agent_archive = path.read_bytes()
+        return self._agent_archive
 
 
 def remove_session(session: str) -> None:
