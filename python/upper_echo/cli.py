@@ -139,11 +139,19 @@ def magnitude(numeral: str) -> tuple[int, str, str]:
     return len(whole), whole, fraction.ljust(3, "0")
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """argparse's layout at 80 columns, what it uses when stdout is not a terminal, on every terminal too: without
+    a width, every parser it builds imports shutil to ask the terminal: milliseconds of every start."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, width=80 - 2)  # argparse's own margin
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """argparse with no abbreviations (X-3), usage errors raised as UsageError, help through write_stdout."""
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(allow_abbrev=False, **kwargs)
+        super().__init__(allow_abbrev=False, formatter_class=HelpFormatter, **kwargs)
 
     def error(self, message: str):
         raise UsageError(message)

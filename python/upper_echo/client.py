@@ -32,8 +32,11 @@ def format_address(host: str, port: int) -> str:
 def connect(options: ClientOptions) -> socket.socket:
     """A connection to the first address the host resolves to (X-5), made within the timeout (C-5)."""
     where = format_address(options.host, options.port)
+    # An ASCII name goes to the resolver as bytes, as the other languages pass it: as a str, Python would first
+    # put it through its IDNA codec, and importing that (with stringprep and unicodedata) costs each start.
+    host = options.host.encode("ascii") if options.host.isascii() else options.host
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(options.host, options.port, type=socket.SOCK_STREAM)[0]
+        family, kind, proto, _, address = socket.getaddrinfo(host, options.port, type=socket.SOCK_STREAM)[0]
     except (OSError, UnicodeError) as failure:  # UnicodeError: a name IDNA cannot encode (empty or long label)
         raise CannotConnect(f"cannot connect to {where}: {getattr(failure, 'strerror', None) or failure}") from None
     sock = socket.socket(family, kind, proto)
