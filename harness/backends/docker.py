@@ -61,6 +61,26 @@ def demultiplex(raw: socket.socket, streams: dict[int, bytearray]) -> None:
         streams.setdefault(stream, bytearray()).extend(read_exactly(size))
 
 
+def exchange(raw: socket.socket, data: bytes, timeout: float) -> dict[int, bytearray] | None:
+    """Send `data` as a process's stdin, then its end, while reading the framed output until it ends; close the
+    connection. The streams by number, or None when the output did not end within `timeout` seconds."""
+    streams = {STDOUT: bytearray(), STDERR: bytearray()}
+    reader = threading.Thread(target=demultiplex, args=(raw, streams), daemon=True)
+    reader.start()
+
+    def feed() -> None:
+        try:
+            raw.sendall(data)
+            raw.shutdown(socket.SHUT_WR)  # stdin EOF for the process
+        except OSError:
+            pass  # the process exited without reading all of stdin
+
+    threading.Thread(target=feed, daemon=True).start()
+    reader.join(timeout)
+    raw.close()
+    return None if reader.is_alive() else streams
+
+
 class ServerContainer:
     """A server in a container (a base.ServerHandle)."""
 
@@ -298,21 +318,8 @@ class DockerBackend:
             container = beside.container
             exec_id = api.exec_create(container.id, command, stdin=True, environment=environment)["Id"]
             raw = api.exec_start(exec_id, socket=True)._sock  # the SDK exposes the hijacked connection only this way
-        streams = {STDOUT: bytearray(), STDERR: bytearray()}
-        reader = threading.Thread(target=demultiplex, args=(raw, streams), daemon=True)
-        reader.start()
-
-        def feed() -> None:
-            try:
-                raw.sendall(data)
-                raw.shutdown(socket.SHUT_WR)  # stdin EOF for the process
-            except OSError:
-                pass  # the process exited without reading all of stdin
-
-        threading.Thread(target=feed, daemon=True).start()
-        reader.join(timeout)
-        raw.close()
-        if reader.is_alive():
+        streams = exchange(raw, data, timeout)
+        if streams is None:
             raise TimeoutError(f"{implementation.name} {' '.join(args)} did not finish within {timeout:g} s")
         if beside is None:
             returncode = exec_agent.exit_status(bytes(streams.get(exec_agent.EXIT, b"")), container.name)

@@ -6,15 +6,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import socket
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from harness.backends import exec_agent
-from harness.backends.docker import STDERR, STDOUT, demultiplex
+from harness.backends.docker import STDERR, STDOUT, exchange
 
 TOKEN = "0123456789abcdef"
 
@@ -49,17 +47,8 @@ def agent_port(tmp_path_factory: pytest.TempPathFactory):
 def run(port: int, argv: list[str], stdin: bytes = b"", env: dict[str, str] | None = None, token: str = TOKEN):
     """What DockerBackend.run does with a client container's agent: (exit status or None, stdout, stderr)."""
     connection = exec_agent.start_command(("127.0.0.1", port), token, argv, env or {})
-    streams = {STDOUT: bytearray(), STDERR: bytearray()}
-    reader = threading.Thread(target=demultiplex, args=(connection, streams))
-    reader.start()
-    try:
-        connection.sendall(stdin)
-        connection.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass  # the command ended without reading all of it
-    reader.join(30)
-    connection.close()
-    assert not reader.is_alive(), f"{argv}: no end of output within 30 s"
+    streams = exchange(connection, stdin, 30)
+    assert streams is not None, f"{argv}: no end of output within 30 s"
     status = bytes(streams.get(exec_agent.EXIT, b""))
     return (exec_agent.exit_status(status, "test") if status else None), bytes(streams[STDOUT]), bytes(streams[STDERR])
 

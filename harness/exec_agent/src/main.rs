@@ -109,44 +109,19 @@ fn serve(mut connection: TcpStream, token: &str) {
         }
     };
     let stdin = child.stdin.take().expect("a piped stdin");
-    let input = connection;
-    thread::spawn(move || copy_stdin(input, stdin));
-    let readers: Vec<_> = [
-        (
+    thread::spawn(move || copy_stdin(connection, stdin));
+    let readers = [
+        forward(
+            child.stdout.take().expect("a piped stdout"),
             STDOUT,
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            &output,
         ),
-        (
+        forward(
+            child.stderr.take().expect("a piped stderr"),
             STDERR,
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            &output,
         ),
-    ]
-    .into_iter()
-    .map(|(stream, pipe)| {
-        let output = Arc::clone(&output);
-        let mut pipe = pipe.expect("a piped output");
-        thread::spawn(move || {
-            let mut buffer = vec![0u8; 64 * 1024];
-            loop {
-                match pipe.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        // The harness went away: keep reading, so the command never blocks on a full pipe.
-                        let _ = send_frame(&output, stream, &buffer[..n]);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                }
-            }
-        })
-    })
-    .collect();
+    ];
     for reader in readers {
         let _ = reader.join();
     }
@@ -157,6 +132,29 @@ fn serve(mut connection: TcpStream, token: &str) {
         Err(_) => 255,
     };
     finish(&output, status);
+}
+
+/// A thread that sends what the command writes to `pipe` as frames of `stream`, until the pipe's end.
+fn forward(
+    mut pipe: impl Read + Send + 'static,
+    stream: u8,
+    output: &Arc<Mutex<TcpStream>>,
+) -> thread::JoinHandle<()> {
+    let output = Arc::clone(output);
+    thread::spawn(move || {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match pipe.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    // The harness went away: keep reading, so the command never blocks on a full pipe.
+                    let _ = send_frame(&output, stream, &buffer[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    })
 }
 
 struct Request {
