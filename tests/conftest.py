@@ -12,9 +12,10 @@ WORKERS_PER_CORE = 2
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
-    from harness.plugins import fuzz, repeat, reporting, session  # plugins with options: here, where they always work
+    # The suite's plugins, registered here so that they (and their options) work whichever folder pytest is given.
+    from harness.plugins import fuzz, repeat, reporting, schedule, session
 
-    for plugin in (session, reporting, fuzz, repeat):
+    for plugin in (session, reporting, fuzz, repeat, schedule):
         pluginmanager.register(plugin, f"upper-echo-{plugin.__name__.rsplit('.', 1)[-1]}")
     parser.addoption(
         "--require-all",

@@ -66,6 +66,7 @@ def test_stdout_is_binary_safe(backend, client, locale) -> None:
 
 
 @pytest.mark.clause("C-3")
+@pytest.mark.slow
 def test_64_mib_round_trip_through_stdin_does_not_deadlock(backend, client, tmp_path) -> None:
     data = random.Random(64).randbytes(64 * 1024 * 1024)
     stdin = tmp_path / "stdin.bin"
@@ -93,6 +94,7 @@ def test_unknown_host_exits_3(backend, client) -> None:
 
 
 @pytest.mark.clause("C-5", "C-6")
+@pytest.mark.slow
 def test_connect_timeout_exits_3(backend, client) -> None:
     with socket.socket() as listener:
         listener.bind((backend.harness_host, 0))
@@ -118,6 +120,7 @@ def test_server_reset_exits_4(backend, client) -> None:
 
 
 @pytest.mark.clause("C-5", "C-6")
+@pytest.mark.slow
 def test_silent_server_exits_4_after_the_timeout(backend, client) -> None:
     with FakeServer(backend.harness_host, silent) as fake:
         started = time.monotonic()
@@ -129,6 +132,7 @@ def test_silent_server_exits_4_after_the_timeout(backend, client) -> None:
 
 
 @pytest.mark.clause("C-5")
+@pytest.mark.slow
 def test_timeout_bounds_each_wait_not_the_whole_reply(backend, client) -> None:
     reply = b"trickled"  # 8 bytes, 0.5 s apart: 4 s in all, never 3 s without data
     with FakeServer(backend.harness_host, trickle(reply, 0.5)) as fake:
@@ -137,6 +141,7 @@ def test_timeout_bounds_each_wait_not_the_whole_reply(backend, client) -> None:
 
 
 @pytest.mark.clause("C-5", "C-3")
+@pytest.mark.slow
 def test_no_timeout_while_still_sending(backend, client) -> None:
     data = b"z" * (32 * 1024 * 1024)  # more than the socket buffers hold: the client blocks sending
     with FakeServer(backend.harness_host, slow_to_read(3)) as fake:

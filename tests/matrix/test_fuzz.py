@@ -17,6 +17,7 @@ from harness.wire import exchange
 
 
 @pytest.mark.clause("T-1", "T-2", "T-3", "D-1", "C-3", "C-4")
+@pytest.mark.slow
 def test_differential_fuzz_through_server_and_every_client(request, backend, servers, toolchains, server) -> None:
     clients = list(implementations("client").values())
     for client in clients:

@@ -206,6 +206,7 @@ RECOVERY_BOUND = 2.0  # S-10: back 100 ms after the descriptors are; 2 s is the 
 
 
 @pytest.mark.clause("S-10", "S-6", "S-11")
+@pytest.mark.slow
 def test_descriptor_exhaustion_backs_off_and_recovers(backend, hostile_server, server) -> None:
     raise_own_open_file_limit(EXHAUSTION_CONNECTIONS + 200)
     running = hostile_server(server, nofile=EXHAUSTION_NOFILE)
@@ -265,6 +266,7 @@ DRAIN_TIMEOUT = 0.5
 
 
 @pytest.mark.clause("S-4", "D-5", "S-11")
+@pytest.mark.slow
 def test_drain_resets_a_client_that_stopped_reading(backend, hostile_server, server) -> None:
     running = hostile_server(server, "--drain-timeout", str(DRAIN_TIMEOUT))
     hog = non_reader(running.address)
@@ -324,6 +326,7 @@ IDLE_MARGIN = 3.0  # timer granularity and a loaded machine
 
 
 @pytest.mark.clause("S-2", "S-3", "D-5", "S-11")
+@pytest.mark.slow
 def test_idle_timeout_frees_the_slots_of_clients_that_stopped_reading(backend, hostile_server, server) -> None:
     running = hostile_server(server, "--idle-timeout", str(IDLE_TIMEOUT), "--max-connections", "2")
     hogs = [non_reader(running.address) for _ in range(2)]
@@ -416,6 +419,7 @@ BACKLOG_BOUND = 2.0  # seconds: the spec's bound (S-12); this harness takes ~0.3
 
 
 @pytest.mark.clause("S-12", "S-1", "S-11")
+@pytest.mark.slow
 def test_2000_connections_are_opened_in_under_2_s(hostile_server, server) -> None:
     raise_own_open_file_limit(BACKLOG_CONNECTIONS + 200)
     running = hostile_server(server, "--max-connections", "4000", nofile=8192)

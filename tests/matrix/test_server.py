@@ -140,6 +140,7 @@ def test_500_idle_connections_do_not_delay_a_new_client(servers, server) -> None
 
 
 @pytest.mark.clause("S-1", "D-5")
+@pytest.mark.slow
 def test_a_client_that_never_reads_does_not_stall_others(servers, server) -> None:
     address = servers.get(server).address
     hog = connect(address)
@@ -212,6 +213,7 @@ def test_one_log_line_per_open_and_close_with_byte_counts(servers, server) -> No
 
 
 @pytest.mark.clause("S-2", "E-2")
+@pytest.mark.slow
 def test_idle_timeout_closes_a_quiet_connection(dedicated_server, server) -> None:
     running = dedicated_server(server, "--idle-timeout", "2")
     quiet = Conversation(running.address)
@@ -302,6 +304,7 @@ def test_signal_drains_open_connections_then_exits_0(dedicated_server, server, s
 
 
 @pytest.mark.clause("S-4")
+@pytest.mark.slow
 def test_drain_timeout_closes_what_is_still_open(dedicated_server, server) -> None:
     running = dedicated_server(server, "--drain-timeout", "1")
     talk = Conversation(running.address)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from harness import REPO
 
 SCRIPT = REPO / "scripts" / "bisect-cell"
@@ -26,6 +28,7 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True, env=env).stdout
 
 
+@pytest.mark.slow
 def test_bisect_finds_the_commit_that_broke_the_cell_and_skips_unbuildable_ones(tmp_path) -> None:
     repo = tmp_path / "repo"
     (repo / "python" / "bin").mkdir(parents=True)

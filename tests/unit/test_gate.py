@@ -414,6 +414,7 @@ def test_merged_shards_equal_the_unsharded_run_cell_for_cell(tmp_path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_two_real_shards_merge_to_the_unsharded_run(tmp_path) -> None:
     """One small real selection, unsharded and as 2 shards: the same cells, outcome for outcome."""
     selection = [

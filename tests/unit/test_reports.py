@@ -225,6 +225,7 @@ def run_matrix(tmp_path: Path, *args: str) -> tuple[subprocess.CompletedProcess,
     return result, report_dir
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_reported_with_evidence_and_repro(tmp_path) -> None:
     nodeid = "tests/matrix/test_vectors.py::test_client_server_pair[python-client->lose-tail-server[truncated-at-eof]]"
     result, reports = run_matrix(tmp_path, nodeid, "--registry", str(python_registry(tmp_path, "lose-tail")))
@@ -247,6 +248,7 @@ def test_a_failing_cell_is_reported_with_evidence_and_repro(tmp_path) -> None:
     assert (reports / "summary.md").read_text().startswith("## ❌")
 
 
+@pytest.mark.slow
 def test_a_listed_failure_passes_the_run_and_an_unexpected_pass_fails_it(tmp_path) -> None:
     failing = "tests/matrix/test_vectors.py::test_server_alone[lose-tail-server[truncated-at-eof]]"
     passing = "tests/matrix/test_vectors.py::test_server_alone[python-server[truncated-at-eof]]"
@@ -266,6 +268,7 @@ def test_a_listed_failure_passes_the_run_and_an_unexpected_pass_fails_it(tmp_pat
     assert result.returncode == 1
 
 
+@pytest.mark.slow
 def test_an_expired_or_stale_entry_fails_a_green_run(tmp_path) -> None:
     ledger = tmp_path / "ledger.toml"
     ledger.write_text(
