@@ -16,14 +16,13 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import unicodedata
 from functools import lru_cache
-from pathlib import Path
 
 from .table import parse_table, uppercase_table_text
 
-PROOF_FILE = Path(__file__).resolve().parent.parent / "str-upper-proof.json"
+# A plain path: pathlib (and tempfile, in record()) would cost every server and transform start about 5 ms.
+PROOF_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "str-upper-proof.json")
 ESCAPE_SURROGATES = range(0xDC80, 0xDD00)  # what surrogateescape decodes the bytes 80..FF into
 SCALAR_VALUES = 0x110000 - 0x800
 
@@ -65,9 +64,10 @@ def prove(table: dict[int, str]) -> tuple[bool, str]:
     return True, f"{checked} scalar values and {len(ESCAPE_SURROGATES)} escape surrogates"
 
 
-def read_proofs(path: Path = PROOF_FILE) -> dict:
+def read_proofs(path: str = PROOF_FILE) -> dict:
     try:
-        proofs = json.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as proof_file:
+            proofs = json.load(proof_file)
     except (OSError, ValueError):
         return {}
     return proofs if isinstance(proofs, dict) else {}
@@ -84,7 +84,7 @@ def str_upper_is_proven() -> bool:
     )
 
 
-def record(path: Path = PROOF_FILE) -> tuple[bool, str]:
+def record(path: str = PROOF_FILE) -> tuple[bool, str]:
     """Prove, unless this interpreter and table are recorded already (bin/build is idempotent), and record it."""
     text = uppercase_table_text()
     key, digest = interpreter_key(), table_digest(text)
@@ -94,7 +94,9 @@ def record(path: Path = PROOF_FILE) -> tuple[bool, str]:
         return entry["equal"], f"{entry.get('detail', '')} (recorded already)"
     equal, detail = prove(parse_table(text))
     proofs[key] = {"equal": equal, "table_sha256": digest, "detail": detail}
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".str-upper-proof-")
+    import tempfile  # bin/build only
+
+    handle, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".str-upper-proof-")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         json.dump(proofs, out, indent=2, sort_keys=True)
         out.write("\n")
