@@ -7,8 +7,9 @@ import os
 import pytest
 
 # `-n auto`: this many pytest-xdist workers per core. A worker spends much of each test waiting, on a client process
-# or on a timeout, so one worker per core leaves the cores idle (bench/README.md, "The matrix inside a minute").
-WORKERS_PER_CORE = 2
+# or on a timeout, so one worker per core leaves the cores idle; measured on 2 cores (bench/README.md, "The matrix
+# inside a minute"): 4 workers 94-95 s, 5 workers 87-90 s, 6 workers 103 s (the extra workers' own CPU).
+WORKERS_PER_CORE = 2.5
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -35,4 +36,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    return WORKERS_PER_CORE * (os.cpu_count() or 1)
+    return max(1, round(WORKERS_PER_CORE * (os.cpu_count() or 1)))
