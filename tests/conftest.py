@@ -7,8 +7,8 @@ import os
 import pytest
 
 # `-n auto`: this many pytest-xdist workers per core. A worker spends much of each test waiting, on a client process
-# or on a timeout, so one worker per core leaves the cores idle; measured on 2 cores (bench/README.md, "The matrix
-# inside a minute"): 4 workers 94-95 s, 5 workers 87-90 s, 6 workers 103 s (the extra workers' own CPU).
+# or on a timeout, so one worker per core leaves the cores idle. On 2 cores, interleaved runs took 94.3 and 94.8 s with
+# 4 workers, 87.4 and 89.8 s with 5, and one run 103 s with 6 (bench/README.md, "The matrix inside a minute").
 WORKERS_PER_CORE = 2.5
 
 
@@ -36,4 +36,4 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    return max(1, round(WORKERS_PER_CORE * (os.cpu_count() or 1)))
+    return max(1, int(WORKERS_PER_CORE * (os.cpu_count() or 1)))

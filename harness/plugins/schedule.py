@@ -1,7 +1,8 @@
 """The order in which pytest-xdist workers meet the tests, a pytest plugin (registered by tests/conftest.py).
 
 Most tests are short and spend the CPU on the process starts they make. A few (`@pytest.mark.slow`) last a second or
-more, most of it waiting on an implementation's timers (timeouts, idle, drain) or on a nested pytest run. In
+more, most of them waiting on an implementation's timers (timeouts, idle, drain), some on a nested pytest run or a
+big transfer. In
 collection order those come late and together, so the run used to end with 15-20 s in which the workers waited on
 them and the cores were idle (bench/README.md, "The matrix inside a minute").
 
@@ -25,8 +26,8 @@ SLOW_SPAN = 0.75  # of each worker's part; the rest is left to short tests, whic
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "slow: takes a second or more, mostly waiting on timers or a nested run; under xdist it is scheduled "
-        "early and apart from other slow tests (harness/plugins/schedule.py)",
+        "slow: takes a second or more (timers, a nested pytest run, a big transfer); under xdist it is "
+        "scheduled early and apart from other slow tests (harness/plugins/schedule.py)",
     )
 
 
@@ -48,7 +49,7 @@ def spread(items: list[Item], is_slow: list[bool], parts: int) -> list[Item]:
     return ordered + rest
 
 
-@pytest.hookimpl(wrapper=True)  # after every other reordering and deselection (-k, --shard): this is the final order
+@pytest.hookimpl(wrapper=True)  # after -k, -m and --shard, so that the parts are those of the selection
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]):
     result = yield
     workerinput = getattr(config, "workerinput", None)

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from .table import parse_table, uppercase_table_text
 
-# A plain path: pathlib (and tempfile, in record()) would cost every server and transform start about 5 ms.
+# A plain path: pathlib (and tempfile, in record()) would cost every server and transform start about 6 ms.
 PROOF_FILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "str-upper-proof.json")
 ESCAPE_SURROGATES = range(0xDC80, 0xDD00)  # what surrogateescape decodes the bytes 80..FF into
 SCALAR_VALUES = 0x110000 - 0x800
