@@ -98,7 +98,9 @@ pub struct ClientOptions {
 pub enum Command {
     Server(ServerOptions),
     Client(ClientOptions),
-    Transform { chunk_size: usize },
+    Transform {
+        chunk_size: usize,
+    },
     /// Usage text for stdout, exit 0.
     Help(String),
 }
@@ -124,9 +126,11 @@ fn parse_digits(digits: &str) -> Option<u64> {
 fn parse_value(flag: &Flag, text: &str) -> Result<Value, String> {
     let malformed = |what: &str| format!("--{}: {} is not {}", flag.name, quoted(text), what);
     let number = match flag.kind {
-        Kind::Host => return parse_host(text).map(Value::Host).ok_or_else(|| {
-            malformed("a host: an address or a name, brackets only around an IPv6 address, no zone index")
-        }),
+        Kind::Host => {
+            return parse_host(text).map(Value::Host).ok_or_else(|| {
+                malformed("a host: an address or a name, brackets only around an IPv6 address, no zone index")
+            })
+        }
         Kind::Integer => {
             if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(malformed("a whole number in ASCII digits"));
@@ -139,7 +143,10 @@ fn parse_value(flag: &Flag, text: &str) -> Result<Value, String> {
                 None => (text, ""),
             };
             let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-            if whole.is_empty() || !digits(whole) || !digits(fraction) || fraction.len() > 3
+            if whole.is_empty()
+                || !digits(whole)
+                || !digits(fraction)
+                || fraction.len() > 3
                 || (text.contains('.') && fraction.is_empty())
             {
                 return Err(malformed("seconds in ASCII digits, with at most three decimals"));
@@ -151,7 +158,8 @@ fn parse_value(flag: &Flag, text: &str) -> Result<Value, String> {
     match number {
         Some(n) if n >= flag.low && n <= flag.high => Ok(Value::Number(n)),
         _ => {
-            let show = |n: u64| if flag.kind == Kind::Seconds { format!("{}", n as f64 / MS as f64) } else { n.to_string() };
+            let show =
+                |n: u64| if flag.kind == Kind::Seconds { format!("{}", n as f64 / MS as f64) } else { n.to_string() };
             Err(format!("--{}: {} is out of range ({}-{})", flag.name, text, show(flag.low), show(flag.high)))
         }
     }

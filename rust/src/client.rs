@@ -30,7 +30,8 @@ pub enum Failure {
 
 fn connect(options: &ClientOptions) -> Result<TcpStream, Failure> {
     let host = &options.host;
-    let shown = if host.contains(':') { format!("[{}]:{}", host, options.port) } else { format!("{}:{}", host, options.port) };
+    let shown =
+        if host.contains(':') { format!("[{}]:{}", host, options.port) } else { format!("{}:{}", host, options.port) };
     let cannot = |why: String| Failure::CannotConnect(format!("cannot connect to {}: {}", shown, why));
     let address = match (host.as_str(), options.port).to_socket_addrs() {
         Ok(mut addresses) => addresses.next().ok_or_else(|| cannot("the name has no address".into()))?,
@@ -89,7 +90,8 @@ pub fn run(options: &ClientOptions, write: &mut dyn FnMut(&[u8]) -> io::Result<(
             // First: a FIN already read ends the session before any later send can fail (C-7).
             match (&stream).read(&mut buffer) {
                 Ok(0) => return Ok(()), // the server's orderly close: stop sending whatever is left
-                Ok(count) => write(&buffer[..count]).map_err(|e| Failure::Stdout(format!("cannot write to stdout: {}", describe(&e))))?,
+                Ok(count) => write(&buffer[..count])
+                    .map_err(|e| Failure::Stdout(format!("cannot write to stdout: {}", describe(&e))))?,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(broke(&e)),
             }

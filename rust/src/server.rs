@@ -266,7 +266,8 @@ impl<'a> Server<'a> {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::ConnectionAborted => {}
                 Err(e) => {
                     // S-10: out of descriptors or memory (or anything else): keep serving, pause accepting.
-                    let what = if resource_exhausted(&e) { "accept failed for want of a resource" } else { "accept failed" };
+                    let what =
+                        if resource_exhausted(&e) { "accept failed for want of a resource" } else { "accept failed" };
                     self.diagnostic(format!("{}: {}; pausing accepts for 100 ms", what, describe(&e)));
                     self.accept_paused_until = Some(self.now + ACCEPT_PAUSE);
                     if let Some(listener) = &self.listener {
@@ -469,12 +470,8 @@ impl<'a> Server<'a> {
         if let Close::Reset = how {
             let _ = quirks::set_linger_zero(connection.stream.as_raw_fd());
         }
-        let line = format!(
-            "close peer={} in={} out={}",
-            format_peer(&connection.peer),
-            connection.received,
-            connection.sent
-        );
+        let line =
+            format!("close peer={} in={} out={}", format_peer(&connection.peer), connection.received, connection.sent);
         drop(connection); // closing the descriptor also removes it from the epoll set
         log(&line);
         self.free.push(index);

@@ -237,7 +237,8 @@ impl Transducer {
                 }
                 let packed = if word & 0xC0_C0F0 == 0x80_80E0 && three_byte_is_well_formed(word as u32) {
                     i += 3;
-                    let code_point = ((word as u32 & 0x0F) << 12) | ((word as u32 >> 2) & 0xFC0) | ((word as u32 >> 16) & 0x3F);
+                    let code_point =
+                        ((word as u32 & 0x0F) << 12) | ((word as u32 >> 2) & 0xFC0) | ((word as u32 >> 16) & 0x3F);
                     mapped(table, code_point, &input[i - 3..i])
                 } else {
                     match scan(&input[i..]) {
@@ -392,7 +393,8 @@ mod tests {
                 bytes[position] = b;
                 let word = upper_ascii_word(u64::from_le_bytes(bytes)).to_le_bytes();
                 let kept = bytes.iter().position(|&x| x >= 0x80).unwrap_or(8);
-                let expected: Vec<u8> = bytes.iter().map(|&x| if x.is_ascii_lowercase() { x - 32 } else { x }).collect();
+                let expected: Vec<u8> =
+                    bytes.iter().map(|&x| if x.is_ascii_lowercase() { x - 32 } else { x }).collect();
                 assert_eq!(word[..kept], expected[..kept], "byte {:#04x} at {}", b, position);
             }
         }
@@ -446,6 +448,7 @@ mod tests {
     #[test]
     fn agrees_with_a_naive_oracle_on_generated_streams() {
         let table = table();
+        #[rustfmt::skip] // a table of inputs, kept dense
         let alphabet: Vec<&[u8]> = vec![
             b"a", b"Z", b" ", b"\n", "ß".as_bytes(), "ΐ".as_bytes(), "𐐨".as_bytes(), "€".as_bytes(), b"\xe2\x82",
             b"\xf0\x90", b"\x80", b"\xff", b"\xed\xa0\x80", "ǅ".as_bytes(), "plain ascii run ".as_bytes(),

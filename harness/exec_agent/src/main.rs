@@ -49,13 +49,12 @@ fn main() {
     let address = env::args().nth(2).unwrap_or_else(|| "0.0.0.0".to_string());
     let port = match (port, token.is_empty()) {
         (Some(port), false) => port,
-        _ => fail(&format!(
-            "usage: upper-echo-exec-agent PORT [ADDRESS], with the session token in {}",
-            TOKEN_VARIABLE
-        )),
+        _ => {
+            fail(&format!("usage: upper-echo-exec-agent PORT [ADDRESS], with the session token in {}", TOKEN_VARIABLE))
+        }
     };
-    let listener = TcpListener::bind((address.as_str(), port))
-        .unwrap_or_else(|e| fail(&format!("cannot listen: {}", e)));
+    let listener =
+        TcpListener::bind((address.as_str(), port)).unwrap_or_else(|e| fail(&format!("cannot listen: {}", e)));
     // One line when ready, with the port (PORT 0: the kernel's choice).
     let bound = listener.local_addr().map(|a| a.port()).unwrap_or(port);
     println!("upper-echo-exec-agent listening on port {}", bound);
@@ -83,12 +82,7 @@ fn serve(mut connection: TcpStream, token: &str) {
     let output = Arc::new(Mutex::new(connection.try_clone().expect("a socket clone")));
     let spawned = Command::new(&request.argv[0])
         .args(&request.argv[1..])
-        .envs(
-            request
-                .env
-                .iter()
-                .map(|(name, value)| (name.as_str(), value.as_str())),
-        )
+        .envs(request.env.iter().map(|(name, value)| (name.as_str(), value.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -97,11 +91,7 @@ fn serve(mut connection: TcpStream, token: &str) {
         Ok(child) => child,
         Err(e) => {
             // As docker exec: exit 127 for a command that is not there, 126 for one that cannot run.
-            let status = if e.kind() == io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
+            let status = if e.kind() == io::ErrorKind::NotFound { 127 } else { 126 };
             let message = format!("cannot run {}: {}\n", request.argv[0], e);
             let _ = send_frame(&output, STDERR, message.as_bytes());
             finish(&output, status);
@@ -111,35 +101,21 @@ fn serve(mut connection: TcpStream, token: &str) {
     let stdin = child.stdin.take().expect("a piped stdin");
     thread::spawn(move || copy_stdin(connection, stdin));
     let readers = [
-        forward(
-            child.stdout.take().expect("a piped stdout"),
-            STDOUT,
-            &output,
-        ),
-        forward(
-            child.stderr.take().expect("a piped stderr"),
-            STDERR,
-            &output,
-        ),
+        forward(child.stdout.take().expect("a piped stdout"), STDOUT, &output),
+        forward(child.stderr.take().expect("a piped stderr"), STDERR, &output),
     ];
     for reader in readers {
         let _ = reader.join();
     }
     let status = match child.wait() {
-        Ok(status) => status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
+        Ok(status) => status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
         Err(_) => 255,
     };
     finish(&output, status);
 }
 
 /// A thread that sends what the command writes to `pipe` as frames of `stream`, until the pipe's end.
-fn forward(
-    mut pipe: impl Read + Send + 'static,
-    stream: u8,
-    output: &Arc<Mutex<TcpStream>>,
-) -> thread::JoinHandle<()> {
+fn forward(mut pipe: impl Read + Send + 'static, stream: u8, output: &Arc<Mutex<TcpStream>>) -> thread::JoinHandle<()> {
     let output = Arc::clone(output);
     thread::spawn(move || {
         let mut buffer = vec![0u8; 64 * 1024];
@@ -176,19 +152,14 @@ fn read_request(connection: &mut TcpStream) -> io::Result<Request> {
     let header = String::from_utf8(header).map_err(|_| invalid("request not UTF-8"))?;
     let mut fields = header.split('\0');
     let token = fields.next().unwrap_or_default().to_string();
-    let count: usize = fields
-        .next()
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| invalid("no argument count"))?;
+    let count: usize = fields.next().and_then(|c| c.parse().ok()).ok_or_else(|| invalid("no argument count"))?;
     let argv: Vec<String> = fields.by_ref().take(count).map(str::to_string).collect();
     if argv.len() != count {
         return Err(invalid("fewer arguments than counted"));
     }
     let mut env = Vec::new();
     for assignment in fields {
-        let (name, value) = assignment
-            .split_once('=')
-            .ok_or_else(|| invalid("an environment entry without ="))?;
+        let (name, value) = assignment.split_once('=').ok_or_else(|| invalid("an environment entry without ="))?;
         env.push((name.to_string(), value.to_string()));
     }
     Ok(Request { token, argv, env })
@@ -217,17 +188,11 @@ fn send_frame(output: &Mutex<TcpStream>, stream: u8, data: &[u8]) -> io::Result<
     frame.extend_from_slice(&[stream, 0, 0, 0]);
     frame.extend_from_slice(&(data.len() as u32).to_be_bytes());
     frame.extend_from_slice(data);
-    output
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .write_all(&frame)
+    output.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).write_all(&frame)
 }
 
 /// The exit status frame, then a half-close: the harness reads to the end, and then closes.
 fn finish(output: &Mutex<TcpStream>, status: i32) {
     let _ = send_frame(output, EXIT, &status.to_be_bytes());
-    let _ = output
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-        .shutdown(Shutdown::Write);
+    let _ = output.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).shutdown(Shutdown::Write);
 }
