@@ -2,9 +2,8 @@
 
 Most tests are short and spend the CPU on the process starts they make. A few (`@pytest.mark.slow`) last a second or
 more, most of them waiting on an implementation's timers (timeouts, idle, drain), some on a nested pytest run or a
-big transfer. In
-collection order those come late and together, so the run used to end with 15-20 s in which the workers waited on
-them and the cores were idle (bench/README.md, "The matrix inside a minute").
+big transfer. In collection order those come late and together, so the run used to end with 15-20 s in which the
+workers waited on them and the cores were idle (bench/README.md, "The matrix inside a minute").
 
 `--dist worksteal` first hands each of the W workers one contiguous W-th of the collection, then moves tests from the
 end of a busy worker's queue to an idle one. So on a worker the slow tests are dealt round-robin to the W parts and
@@ -14,6 +13,7 @@ while the others use the cores, and the end of every queue, where the balancing 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
 import pytest
@@ -31,11 +31,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def spread(items: list[Item], is_slow: list[bool], parts: int) -> list[Item]:
+def spread(items: list[Item], is_slow: Callable[[Item], bool], parts: int) -> list[Item]:
     """`items` reordered: slow ones dealt round-robin to `parts` contiguous parts of equal size and placed, staggered,
     through the first SLOW_SPAN of their part; the others keep their order."""
-    slow = [item for item, flag in zip(items, is_slow, strict=True) if flag]
-    rest = [item for item, flag in zip(items, is_slow, strict=True) if not flag]
+    slow = [item for item in items if is_slow(item)]
+    rest = [item for item in items if not is_slow(item)]
     ordered: list[Item] = []
     for part in range(parts):
         part_slow = slow[part::parts]
@@ -54,6 +54,5 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     result = yield
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
-        is_slow = [item.get_closest_marker("slow") is not None for item in items]
-        items[:] = spread(items, is_slow, int(workerinput["workercount"]))
+        items[:] = spread(items, lambda item: item.get_closest_marker("slow") is not None, workerinput["workercount"])
     return result
