@@ -7,7 +7,9 @@
 //! Lookup: a two-level index over code points (blocks of 128). Each entry is the replacement already
 //! encoded as UTF-8, packed into one u64 (the bytes little-endian in the low 7 bytes, the length in the top
 //! byte; the longest replacement is 6 bytes, ΐ), so the transducer stores it with one 8-byte write and
-//! never encodes. 0 means "maps to itself".
+//! never encodes. 0 means "maps to itself". For the transducer's hot loop, the code points below 0x10000
+//! (one to three bytes) also have a flat table (512 KiB) with their own bytes where they map to themselves,
+//! indexed by `key`, which reads the UTF-8 bytes without decoding them.
 
 const TSV: &str = include_str!("../../spec/uppercase.tsv");
 const BLOCK_BITS: u32 = 7;
@@ -19,9 +21,9 @@ pub struct Table {
     index: Vec<u16>,
     /// block * BLOCK + (code point & (BLOCK - 1)) -> packed replacement; 0 = maps to itself.
     blocks: Vec<u64>,
-    /// U on every code point below 0x800 (ASCII and the two-byte sequences), packed; never 0 (an unmapped
+    /// U on every code point below 0x10000, packed, at the `key` of its UTF-8; never 0 (an unmapped
     /// character holds its own bytes), so the transducer stores without a branch.
-    small: Vec<u64>,
+    bmp: Box<[u64; 0x10000]>,
     /// U on one ASCII byte.
     pub ascii: [u8; 128],
     /// Whether `ascii` is exactly a-z -> A-Z (the arithmetic fast path of the transducer is then exact).
@@ -40,7 +42,7 @@ impl Table {
         let mut table = Table {
             index: vec![0; CODE_POINTS / BLOCK],
             blocks: vec![0; BLOCK],
-            small: Vec::new(),
+            bmp: vec![0; 0x10000].into_boxed_slice().try_into().unwrap(),
             ascii: [0; 128],
             ascii_is_a_to_z: false,
             entries: 0,
@@ -77,16 +79,12 @@ impl Table {
                 None => b,
             };
         }
-        table.small = (0..0x800u32)
-            .map(|code_point| match table.packed(code_point) {
-                0 if code_point < 0x80 => u64::from(code_point) | 1 << 56,
-                0 => {
-                    let [b0, b1] = [0xC0 | (code_point >> 6) as u8, 0x80 | (code_point & 0x3F) as u8];
-                    u64::from_le_bytes([b0, b1, 0, 0, 0, 0, 0, 2])
-                }
+        for code_point in 0..0x10000u32 {
+            table.bmp[key(three_byte_form(code_point), THREE_BYTE_KEY) as usize] = match table.packed(code_point) {
+                0 => own_packed(code_point),
                 packed => packed,
-            })
-            .collect();
+            };
+        }
         table.ascii_is_a_to_z =
             (0..128u8).all(|b| table.ascii[b as usize] == if b.is_ascii_lowercase() { b - 32 } else { b });
         Ok(table)
@@ -116,10 +114,10 @@ impl Table {
         self.blocks[block * BLOCK + (code_point as usize & (BLOCK - 1))]
     }
 
-    /// U on `code_point` below 0x800, packed: its replacement, or its own bytes.
+    /// U on the code point below 0x10000 whose `key` this is, packed: its replacement, or its own bytes.
     #[inline]
-    pub fn small(&self, code_point: u32) -> u64 {
-        self.small[code_point as usize & 0x7FF]
+    pub fn bmp(&self, key: u16) -> u64 {
+        self.bmp[key as usize]
     }
 
     /// The UTF-8 of the replacement of `code_point`, or None when it maps to itself.
@@ -128,6 +126,40 @@ impl Table {
             0 => None,
             packed => Some(unpack(packed).to_vec()),
         }
+    }
+}
+
+/// Where a code point below 0x10000 is in `Table::bmp`: from its UTF-8, the first byte lowest in a u32 (a
+/// byte after the sequence is ignored), and the multiplier for its length. The multiply packs the 16 bits
+/// that carry the code point (4 + 6 + 6 of three bytes) into 16, cheaper than assembling the code point; no
+/// two code points share a key (a test checks). Two bytes (5 + 6) multiplied a byte further up land where
+/// the same code point's overlong three-byte form would, and the byte after them lands above the key.
+#[inline(always)]
+pub fn key(sequence: u32, multiplier: u32) -> u16 {
+    ((sequence & 0x3F_3F1F).wrapping_mul(multiplier) >> 6) as u16
+}
+
+/// `key`'s multipliers for a three- and a two-byte sequence.
+pub const THREE_BYTE_KEY: u32 = 0x4011;
+pub const TWO_BYTE_KEY: u32 = THREE_BYTE_KEY << 8;
+
+/// `code_point` below 0x10000 as three UTF-8 bytes (overlong below 0x800), first byte lowest.
+fn three_byte_form(code_point: u32) -> u32 {
+    0x80_80E0 | code_point >> 12 | (code_point >> 6 & 0x3F) << 8 | (code_point & 0x3F) << 16
+}
+
+/// `code_point` below 0x800 as two UTF-8 bytes (overlong below 0x80), first byte lowest.
+fn two_byte_form(code_point: u32) -> u32 {
+    0x80C0 | code_point >> 6 | (code_point & 0x3F) << 8
+}
+
+/// The UTF-8 of `code_point` below 0x10000, packed (surrogates, which are never looked up, as if they were
+/// scalar values).
+fn own_packed(code_point: u32) -> u64 {
+    match code_point {
+        0..=0x7F => u64::from(code_point) | 1 << 56,
+        0x80..=0x7FF => u64::from(two_byte_form(code_point)) | 2 << 56,
+        _ => u64::from(three_byte_form(code_point)) | 3 << 56,
     }
 }
 
@@ -186,11 +218,28 @@ mod tests {
         assert_eq!(table.get('İ' as u32), None);
         assert_eq!(table.get('ẞ' as u32), None);
         assert_eq!(table.get(0x10FFFF), None);
-        assert_eq!(&*unpack(table.small('é' as u32)), "É".as_bytes());
-        assert_eq!(&*unpack(table.small('a' as u32)), b"A");
-        assert_eq!(&*unpack(table.small('!' as u32)), b"!");
-        assert_eq!(&*unpack(table.small('É' as u32)), "É".as_bytes());
-        assert_eq!(&*unpack(table.small('ΐ' as u32)), "\u{0399}\u{0308}\u{0301}".as_bytes());
+        let bmp = |c: char| unpack(table.bmp(key(three_byte_form(c as u32), THREE_BYTE_KEY))).to_vec();
+        assert_eq!(bmp('é'), "É".as_bytes());
+        assert_eq!(bmp('a'), b"A");
+        assert_eq!(bmp('!'), b"!");
+        assert_eq!(bmp('É'), "É".as_bytes());
+        assert_eq!(bmp('ΐ'), "\u{0399}\u{0308}\u{0301}".as_bytes());
+        assert_eq!(bmp('ა'), "Ა".as_bytes());
+        assert_eq!(bmp('ẞ'), "ẞ".as_bytes());
+    }
+
+    #[test]
+    fn no_two_code_points_share_a_key() {
+        let mut seen = vec![false; 0x10000];
+        for code_point in 0..0x10000 {
+            let key = key(three_byte_form(code_point), THREE_BYTE_KEY) as usize;
+            assert!(!seen[key], "{:#x}", code_point);
+            seen[key] = true;
+        }
+        for code_point in 0x80..0x800 {
+            let then_a_byte = two_byte_form(code_point) | 0xFF << 16;
+            assert_eq!(key(then_a_byte, TWO_BYTE_KEY), key(three_byte_form(code_point), THREE_BYTE_KEY));
+        }
     }
 
     #[test]

@@ -5,12 +5,12 @@
 //! bytes). `finish` appends that tail unchanged at end of stream (E-1, T-3).
 //!
 //! Scanning (T-2, T-3): from the current byte, a well-formed sequence of Unicode Table 3-7 is mapped through
-//! the table (T-4) and skipped; any other byte is copied and the scan moves one byte on. ASCII runs take a
-//! fast path: eight bytes are tested at a time, and when the table's ASCII part is exactly a-z -> A-Z (it is,
-//! checked when the table is loaded) they are uppercased with arithmetic the compiler vectorizes. Two- and
-//! three-byte characters are decoded from the same 8-byte word and looked up directly (`feed_from`).
+//! the table (T-4) and skipped; any other byte is copied and the scan moves one byte on. The hot loop
+//! (`feed_from`) takes 64 bytes at a time when the table's ASCII part is exactly a-z -> A-Z (it is, checked
+//! when the table is loaded): it stores them uppercased, then replaces the two- and three-byte characters
+//! among them in place, found from a bit mask of their lead bytes.
 
-use crate::table::{packed_len, unpack, Table};
+use crate::table::{key, packed_len, unpack, Table, THREE_BYTE_KEY, TWO_BYTE_KEY};
 
 pub struct Transducer {
     table: &'static Table,
@@ -66,22 +66,47 @@ fn scan(bytes: &[u8]) -> Scan {
     Scan::Char(len, code_point)
 }
 
-/// Whether the bottom two bytes of `word` (little-endian) are C2..DF 80..BF, a well-formed two-byte sequence.
-#[inline(always)]
-fn is_two_byte(word: u64) -> bool {
-    word & 0xC0E0 == 0x80C0 && word & 0x1E != 0
+/// What a first byte starts, for the two- and three-byte sequences of Table 3-7.
+#[derive(Clone, Copy)]
+struct Lead {
+    /// The bits of the next two bytes (a little-endian u16) that a well-formed sequence fixes, and to what.
+    /// For a byte that starts neither, nothing matches.
+    fixed: u16,
+    expected: u16,
+    len: u16,
+    /// For `table::key`.
+    key_multiplier: u32,
 }
 
-/// Whether the three bytes E0..EF 80..BF 80..BF at the bottom of `word` (little-endian) are well-formed: not
-/// overlong (E0 80..9F) and not a surrogate (ED A0..BF).
-#[inline]
-fn three_byte_is_well_formed(word: u32) -> bool {
-    let b1 = (word >> 8) & 0xFF;
-    match word & 0xFF {
-        0xE0 => b1 >= 0xA0,
-        0xED => b1 <= 0x9F,
-        _ => true,
+static LEADS: [Lead; 256] = leads();
+
+const fn leads() -> [Lead; 256] {
+    let mut leads = [Lead { fixed: 0, expected: 1, len: 0, key_multiplier: 0 }; 256];
+    let mut first = 0xC2;
+    while first <= 0xEF {
+        leads[first] = if first <= 0xDF {
+            Lead { fixed: 0x00C0, expected: 0x0080, len: 2, key_multiplier: TWO_BYTE_KEY }
+        } else {
+            Lead { fixed: 0xC0C0, expected: 0x8080, len: 3, key_multiplier: THREE_BYTE_KEY }
+        };
+        first += 1;
     }
+    leads[0xE0].fixed = 0xC0E0; // A0..BF: not overlong
+    leads[0xE0].expected = 0x80A0;
+    leads[0xED].fixed = 0xC0E0; // 80..9F: not a surrogate
+    leads[0xED].expected = 0x8080;
+    leads
+}
+
+/// The well-formed two- or three-byte sequence at the bottom of `bytes` (little-endian), as its length and
+/// `table::key`; None for anything else. Without a branch on which length: both mix within a line of text.
+#[inline(always)]
+fn two_or_three_bytes(bytes: u32) -> Option<(usize, u16)> {
+    let lead = LEADS[(bytes & 0xFF) as usize];
+    if (bytes >> 8) as u16 & lead.fixed != lead.expected {
+        return None;
+    }
+    Some((lead.len as usize, key(bytes, lead.key_multiplier)))
 }
 
 /// The packed replacement of a well-formed sequence: from the table, or the sequence's own bytes.
@@ -98,23 +123,99 @@ fn mapped(table: &Table, code_point: u32, original: &[u8]) -> u64 {
     }
 }
 
-/// The 8 bytes at the start of `bytes`, little-endian.
-#[inline(always)]
-fn load_word(bytes: &[u8]) -> u64 {
-    let mut word = [0u8; 8];
-    word.copy_from_slice(&bytes[..8]);
-    u64::from_le_bytes(word)
-}
+/// The hot loop's 64-byte blocks: stored with a-z uppercased, and where their lead bytes are. SSE2 on
+/// x86_64 (every x86_64 has it); elsewhere the same from 8-byte words.
+mod block {
+    pub const LEN: usize = 64;
 
-const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    /// Store `from` at `to` with a-z uppercased (no other byte changes); whether all of it is ASCII.
+    ///
+    /// # Safety
+    /// `to` is valid for writes of `LEN` bytes.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub unsafe fn store_upper(from: &[u8; LEN], to: *mut u8) -> bool {
+        use std::arch::x86_64::*;
+        let mut high_bits = _mm_setzero_si128();
+        for k in 0..LEN / 16 {
+            // SAFETY: 16 bytes within `from`, and within `to` by the caller's promise.
+            let bytes = _mm_loadu_si128(from.as_ptr().add(16 * k) as *const __m128i);
+            // Moved by 0x1F, a..z are the 26 least signed bytes (0x80..0x99), and no other byte is.
+            let lower = _mm_cmplt_epi8(_mm_add_epi8(bytes, _mm_set1_epi8(0x1F)), _mm_set1_epi8(-0x80 + 26));
+            let upper = _mm_xor_si128(bytes, _mm_and_si128(lower, _mm_set1_epi8(0x20)));
+            _mm_storeu_si128(to.add(16 * k) as *mut __m128i, upper);
+            high_bits = _mm_or_si128(high_bits, bytes);
+        }
+        _mm_movemask_epi8(high_bits) == 0
+    }
 
-/// a-z -> A-Z in each byte of a word of ASCII bytes (no other byte changes). A byte >= 0x80 may carry into
-/// the bytes after it, never into those before it: the caller keeps only the bytes before the first one.
-#[inline]
-fn upper_ascii_word(word: u64) -> u64 {
-    let at_least_a = word.wrapping_add(0x1F1F_1F1F_1F1F_1F1F); // high bit set where byte >= 0x61
-    let above_z = word.wrapping_add(0x0505_0505_0505_0505); // high bit set where byte >= 0x7B
-    word ^ ((at_least_a & !above_z & HIGH_BITS) >> 2)
+    /// The lead bytes (C0..FF) of `from`: bit k for byte k.
+    #[cfg(target_arch = "x86_64")]
+    #[inline(always)]
+    pub fn leads(from: &[u8; LEN]) -> u64 {
+        use std::arch::x86_64::*;
+        let mut leads = 0;
+        for k in 0..LEN / 16 {
+            // SAFETY: SSE2 is part of x86_64, and the 16 bytes are within `from`.
+            unsafe {
+                let bytes = _mm_loadu_si128(from.as_ptr().add(16 * k) as *const __m128i);
+                // Doubled, each byte has its bit 6 on top, where movemask takes it from.
+                let [bit_7, bit_6] = [bytes, _mm_add_epi8(bytes, bytes)].map(|v| _mm_movemask_epi8(v) as u16);
+                leads |= u64::from(bit_7 & bit_6) << (16 * k);
+            }
+        }
+        leads
+    }
+
+    #[cfg(not(target_arch = "x86_64"))]
+    pub use portable::{leads, store_upper};
+
+    /// The same from 8-byte words (also compiled for tests, which hold both to the same answers).
+    #[cfg(any(test, not(target_arch = "x86_64")))]
+    pub mod portable {
+        use super::LEN;
+
+        const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+
+        /// # Safety
+        /// `to` is valid for writes of `LEN` bytes.
+        pub unsafe fn store_upper(from: &[u8; LEN], to: *mut u8) -> bool {
+            let mut high_bits = 0;
+            for (k, word) in words(from).enumerate() {
+                // SAFETY: within `to` by the caller's promise.
+                std::ptr::write_unaligned(to.add(8 * k) as *mut u64, upper_ascii_word(word).to_le());
+                high_bits |= word & HIGH_BITS;
+            }
+            high_bits == 0
+        }
+
+        pub fn leads(from: &[u8; LEN]) -> u64 {
+            let mut leads = 0;
+            for (k, word) in words(from).enumerate() {
+                leads |= gather(word & (word << 1) & HIGH_BITS) << (8 * k);
+            }
+            leads
+        }
+
+        fn words(block: &[u8; LEN]) -> impl Iterator<Item = u64> + '_ {
+            block.chunks_exact(8).map(|word| u64::from_le_bytes(word.try_into().unwrap()))
+        }
+
+        /// a-z -> A-Z in each ASCII byte of a word. The sums are of the low 7 bits of each byte, so no carry
+        /// crosses into the next byte, and a byte >= 0x80 is left as it is.
+        fn upper_ascii_word(word: u64) -> u64 {
+            let low_bits = word & !HIGH_BITS;
+            let at_least_a = low_bits + 0x1F1F_1F1F_1F1F_1F1F; // high bit set where the low bits >= 0x61
+            let above_z = low_bits + 0x0505_0505_0505_0505; // high bit set where the low bits >= 0x7B
+            word ^ ((at_least_a & !above_z & !word & HIGH_BITS) >> 2)
+        }
+
+        /// The top bits of a word's bytes (nothing else set) as 8 bits, bit k for byte k. The multiply moves
+        /// bit 8k + 7 to bit 56 + k, and no two of its partial products meet, so nothing carries.
+        fn gather(top_bits: u64) -> u64 {
+            (top_bits >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+        }
+    }
 }
 
 impl Transducer {
@@ -166,94 +267,132 @@ impl Transducer {
 
     /// The hot loop: U of `input[i..]` written straight into `out`'s spare capacity.
     ///
-    /// Every character's output is one packed word (`table.rs`: up to 7 bytes and the length), written with
-    /// one unaligned 8-byte store that may run up to 7 bytes past what is kept (the length only advances by
-    /// what is meant). So the loop reserves 3 bytes per input byte (T-4's bound) plus 8 of slack, and every
-    /// store is within that reservation.
+    /// Stores may run past what is kept: a character's output is one packed word (`table.rs`: up to 7 bytes
+    /// and the length), written with one unaligned 8-byte store, and a block is stored whole before its
+    /// characters are known. Lengths only advance by what is meant, and later stores overwrite the rest. So
+    /// the loop reserves 3 bytes per input byte (T-4's bound) plus a block and 8 of slack.
     ///
-    /// Two parts. While at least 8 bytes are left, each step reads one 8-byte word at `i`: eight ASCII bytes
-    /// are uppercased at once; otherwise the ASCII bytes before the first other one are, or the character
-    /// starting at `i` is decoded from the word itself (it is complete: a sequence is at most 4 bytes). The
-    /// common characters (two- and three-byte sequences) are told apart by branches, not arithmetic, so that
-    /// the position of the next step does not wait for the loads of this one. The last bytes, and anything
-    /// else, go one character at a time through `scan`, which also finds the held-back tail.
+    /// Two parts. While a block and 4 more bytes are left, each step stores the 64 bytes at `i` (a scan
+    /// position) with a-z uppercased. If any is a lead byte (C0..FF), each is checked as the start of a whole
+    /// two- or three-byte sequence (continuation bytes past the block included) and looked up. A replacement
+    /// as long as the original is written over it with two overlapping two-byte stores that leave the bytes
+    /// around it alone. Bytes 80..BF that no such sequence took are continuation bytes on their own, which
+    /// T-3 copies: already stored as they are. After a replacement of another length, what follows in the
+    /// block moves: each later character is stored whole, after the bytes since the one before it, copied
+    /// again from the block uppercased. Anything else at a lead byte (a four-byte sequence, an invalid one)
+    /// ends the block there: it alone, then a new block after it. Walking the lead bytes by their mask keeps
+    /// the loads of one character off the path to the next, and leaves about one unpredictable branch per
+    /// block rather than one at every change of script. The last bytes go one at a time (a character at a
+    /// time through `scan`, which also finds the held-back tail).
     fn feed_from(&mut self, input: &[u8], mut i: usize, out: &mut Vec<u8>) {
         let table = self.table;
         let n = input.len();
-        out.reserve((n - i) * 3 + 8);
-        let limit = out.len() + (n - i) * 3 + 8;
+        out.reserve((n - i) * 3 + block::LEN + 8);
+        let limit = out.len() + (n - i) * 3 + block::LEN + 8;
         let base = out.as_mut_ptr();
         let mut o = out.len();
-        // SAFETY (for every store below): `o` only grows by at most 3 per input byte consumed (T-4), so
-        // `o + 8 <= limit <= capacity` before each store.
-        let store = |o: usize, word: u64| {
+        // SAFETY (for every store below): the output of what has been consumed (counting a block's bytes as
+        // consumed as they are written) is at most 3 bytes per input byte (T-4), so wherever the next output
+        // byte goes, `o + block::LEN + 8 <= limit <= capacity`; no store reaches further than that past it.
+        let store = move |o: usize, word: u64| {
             debug_assert!(o + 8 <= limit);
             unsafe { std::ptr::write_unaligned(base.add(o) as *mut u64, word.to_le()) }
         };
+        let store_pair = move |o: usize, pair: u16| {
+            debug_assert!(o + 2 <= limit);
+            unsafe { std::ptr::write_unaligned(base.add(o) as *mut u16, pair.to_le()) }
+        };
+        // `block::LEN` bytes from `from` (at least that long).
+        let store_copy = move |o: usize, from: &[u8]| {
+            debug_assert!(o + block::LEN <= limit);
+            unsafe { std::ptr::copy_nonoverlapping(from[..block::LEN].as_ptr(), base.add(o), block::LEN) }
+        };
+        // The two- or three-byte character at `window[at..]`, as its length and U packed; None for anything
+        // else.
+        let two_or_three_at = move |window: &[u8], at: usize| {
+            let mut sequence = [0u8; 4];
+            sequence.copy_from_slice(&window[at..at + 4]);
+            let (len, key) = two_or_three_bytes(u32::from_le_bytes(sequence))?;
+            Some((len, table.bmp(key)))
+        };
+        // Anything else at a lead byte (a four-byte character, an invalid byte) at `input[i]`: it alone,
+        // written at `o`; where the input and output go on after it.
+        let other = move |i: usize, o: usize| {
+            let (len, packed) = match scan(&input[i..]) {
+                Scan::Char(len, code_point) => (len, mapped(table, code_point, &input[i..i + len])),
+                Scan::Invalid | Scan::Incomplete => (1, u64::from(input[i]) | 1 << 56), // (never incomplete here)
+            };
+            store(o, packed);
+            (i + len, o + packed_len(packed))
+        };
         if table.ascii_is_a_to_z {
-            'words: while i + 8 <= n {
-                let mut word = load_word(&input[i..]);
-                if word & 0x80 == 0 {
-                    // ASCII, eight bytes at a time while all eight are; then the bytes before the first other
-                    // one (the store is right for those, and later stores overwrite the rest).
-                    loop {
-                        store(o, upper_ascii_word(word));
-                        let high = word & HIGH_BITS;
-                        if high != 0 {
-                            let ascii = (high.trailing_zeros() / 8) as usize;
-                            i += ascii;
-                            o += ascii;
-                            break;
-                        }
-                        i += 8;
-                        o += 8;
-                        if i + 8 > n {
-                            break 'words;
-                        }
-                        word = load_word(&input[i..]);
-                    }
-                    if i + 8 > n {
-                        break;
-                    }
-                    word = load_word(&input[i..]);
+            // The block uppercased, once what follows a character moves; a block of room after it for copies.
+            let mut upper = [0u8; 2 * block::LEN];
+            // 4 bytes past the block are read for a character that starts in its last byte.
+            'blocks: while i + block::LEN + 4 <= n {
+                let window = &input[i..i + block::LEN + 4];
+                let bytes: &[u8; block::LEN] = window[..block::LEN].try_into().unwrap();
+                // SAFETY: see `store`.
+                if unsafe { block::store_upper(bytes, base.add(o)) } {
+                    i += block::LEN;
+                    o += block::LEN;
+                    continue;
                 }
-                // A character that is not ASCII starts at i, and all of it is in `word`.
-                if is_two_byte(word) {
-                    // C2..DF 80..BF: two-byte sequences, while they last; `small` holds the mapping of every one.
-                    loop {
-                        let packed = table.small(((word as u32 & 0x1F) << 6) | ((word as u32 >> 8) & 0x3F));
-                        store(o, packed);
-                        o += packed_len(packed);
-                        i += 2;
-                        if i + 8 > n {
-                            break;
+                let mut starts = block::leads(bytes);
+                let mut done = 0; // bytes of the block written (past it if its last character ends past it)
+                while starts != 0 {
+                    let at = starts.trailing_zeros() as usize;
+                    let (len, packed) = match two_or_three_at(window, at) {
+                        Some(found) => found,
+                        None => {
+                            (i, o) = other(i + at, o + at);
+                            continue 'blocks;
                         }
-                        word = load_word(&input[i..]);
-                        if !is_two_byte(word) {
-                            continue 'words;
+                    };
+                    if packed_len(packed) != len {
+                        // Longer or shorter: what follows in the block moves (`o` is now where the output of
+                        // block byte `at`, then `done`, goes).
+                        // SAFETY: `upper` has room for a block.
+                        unsafe { block::store_upper(bytes, upper.as_mut_ptr()) };
+                        let (mut at, mut len, mut packed) = (at, len, packed);
+                        o += at;
+                        loop {
+                            store(o, packed);
+                            o += packed_len(packed);
+                            done = at + len;
+                            starts &= starts - 1;
+                            if starts == 0 {
+                                break;
+                            }
+                            at = starts.trailing_zeros() as usize;
+                            store_copy(o, &upper[done..]);
+                            o += at - done;
+                            (len, packed) = match two_or_three_at(window, at) {
+                                Some(found) => found,
+                                None => {
+                                    (i, o) = other(i + at, o);
+                                    continue 'blocks;
+                                }
+                            };
                         }
+                        if done < block::LEN {
+                            store_copy(o, &upper[done..]);
+                            o += block::LEN - done;
+                            done = block::LEN;
+                        }
+                        i += done;
+                        continue 'blocks;
                     }
-                    break;
+                    // As long as the original: over it, as two overlapping two-byte stores, so that nothing
+                    // around it changes.
+                    store_pair(o + at, packed as u16);
+                    store_pair(o + at + len - 2, (packed >> (8 * (len - 2))) as u16);
+                    done = at + len;
+                    starts &= starts - 1;
                 }
-                let packed = if word & 0xC0_C0F0 == 0x80_80E0 && three_byte_is_well_formed(word as u32) {
-                    i += 3;
-                    let code_point =
-                        ((word as u32 & 0x0F) << 12) | ((word as u32 >> 2) & 0xFC0) | ((word as u32 >> 16) & 0x3F);
-                    mapped(table, code_point, &input[i - 3..i])
-                } else {
-                    match scan(&input[i..]) {
-                        Scan::Char(len, code_point) => {
-                            i += len;
-                            mapped(table, code_point, &input[i - len..i])
-                        }
-                        Scan::Invalid | Scan::Incomplete => {
-                            i += 1; // (never incomplete with 8 bytes left)
-                            (word & 0xFF) | 1 << 56
-                        }
-                    }
-                };
-                store(o, packed);
-                o += packed_len(packed);
+                let done = done.max(block::LEN);
+                i += done;
+                o += done;
             }
         }
         while i < n {
@@ -282,7 +421,7 @@ impl Transducer {
                 }
             }
         }
-        debug_assert!(o <= limit - 8);
+        debug_assert!(o <= limit - block::LEN - 8);
         // SAFETY: every byte below `o` was written above (or was there before).
         unsafe { out.set_len(o) };
     }
@@ -386,16 +525,42 @@ mod tests {
     }
 
     #[test]
-    fn ascii_words_change_a_to_z_only_and_keep_the_bytes_before_a_non_ascii_one() {
-        for b in 0..=255u8 {
-            for position in 0..8 {
-                let mut bytes = *b"azAZ@[`{";
-                bytes[position] = b;
-                let word = upper_ascii_word(u64::from_le_bytes(bytes)).to_le_bytes();
-                let kept = bytes.iter().position(|&x| x >= 0x80).unwrap_or(8);
-                let expected: Vec<u8> =
-                    bytes.iter().map(|&x| if x.is_ascii_lowercase() { x - 32 } else { x }).collect();
-                assert_eq!(word[..kept], expected[..kept], "byte {:#04x} at {}", b, position);
+    fn blocks_uppercase_a_to_z_only_and_find_the_lead_bytes() {
+        type StoreUpper = unsafe fn(&[u8; block::LEN], *mut u8) -> bool;
+        type Leads = fn(&[u8; block::LEN]) -> u64;
+        let ways: [(StoreUpper, Leads); 2] =
+            [(block::store_upper, block::leads), (block::portable::store_upper, block::portable::leads)];
+        // Every byte value at every position, among ASCII bytes and among bytes of every kind.
+        for spread in [|k: usize| (k * 7 + 0x5B) as u8 & 0x7F, |k: usize| (k * 37 + 11) as u8] {
+            for b in 0..=255u8 {
+                for position in 0..block::LEN {
+                    let mut bytes = [0u8; block::LEN];
+                    for (k, byte) in bytes.iter_mut().enumerate() {
+                        *byte = if k == position { b } else { spread(k) };
+                    }
+                    let upper = bytes.map(|byte| byte.to_ascii_uppercase());
+                    let leads = (0..block::LEN).filter(|&k| bytes[k] >= 0xC0).fold(0, |mask, k| mask | 1 << k);
+                    for (store_upper, find_leads) in ways {
+                        let mut stored = [0u8; block::LEN];
+                        // SAFETY: `stored` has room for a block.
+                        let ascii = unsafe { store_upper(&bytes, stored.as_mut_ptr()) };
+                        let found = (stored, ascii, find_leads(&bytes));
+                        assert_eq!(found, (upper, bytes.is_ascii(), leads), "{:x?}", bytes);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn characters_at_every_position_of_a_block() {
+        let table = table();
+        for (id, input, _) in vectors() {
+            for before in 0..block::LEN + 4 {
+                let mut long = vec![b'x'; before];
+                long.extend_from_slice(&input);
+                long.extend_from_slice(&[b'y'; 2 * block::LEN]);
+                assert_eq!(transform(table, &long), oracle(table, &long), "{} after {} bytes", id, before);
             }
         }
     }
