@@ -109,6 +109,18 @@ fn two_or_three_bytes(bytes: u32) -> Option<(usize, u16)> {
     Some((lead.len as usize, key(bytes, lead.key_multiplier)))
 }
 
+/// What starts at `bytes[0]`, a lead byte that starts no two- or three-byte sequence and is followed by at least
+/// 3 bytes, as its length and U packed: a four-byte character, or one invalid byte as it is. Out of line: rare in
+/// text, and the hot loop stays small.
+#[cold]
+#[inline(never)]
+fn four_bytes_or_invalid(table: &Table, bytes: &[u8]) -> (usize, u64) {
+    match scan(bytes) {
+        Scan::Char(len, code_point) => (len, mapped(table, code_point, &bytes[..len])),
+        Scan::Invalid | Scan::Incomplete => (1, u64::from(bytes[0]) | 1 << 56),
+    }
+}
+
 /// The packed replacement of a well-formed sequence: from the table, or the sequence's own bytes.
 #[inline(always)]
 fn mapped(table: &Table, code_point: u32, original: &[u8]) -> u64 {
@@ -274,16 +286,16 @@ impl Transducer {
     ///
     /// Two parts. While a block and 4 more bytes are left, each step stores the 64 bytes at `i` (a scan
     /// position) with a-z uppercased. If any is a lead byte (C0..FF), each is checked as the start of a whole
-    /// two- or three-byte sequence (continuation bytes past the block included) and looked up. A replacement
-    /// as long as the original is written over it with two overlapping two-byte stores that leave the bytes
-    /// around it alone. Bytes 80..BF that no such sequence took are continuation bytes on their own, which
-    /// T-3 copies: already stored as they are. After a replacement of another length, what follows in the
-    /// block moves: each later character is stored whole, after the bytes since the one before it, copied
-    /// again from the block uppercased. Anything else at a lead byte (a four-byte sequence, an invalid one)
-    /// ends the block there: it alone, then a new block after it. Walking the lead bytes by their mask keeps
-    /// the loads of one character off the path to the next, and leaves about one unpredictable branch per
-    /// block rather than one at every change of script. The last bytes go one at a time (a character at a
-    /// time through `scan`, which also finds the held-back tail).
+    /// well-formed sequence (continuation bytes past the block included) and looked up: two- and three-byte
+    /// ones in the flat table, four-byte ones through `scan`. A replacement as long as the original is
+    /// written over it with two overlapping two-byte stores that leave the bytes around it alone. A lead byte
+    /// that starts no well-formed sequence, and bytes 80..BF that no sequence took, are bytes on their own,
+    /// which T-3 copies: already stored as they are. After a replacement of another length, what follows in
+    /// the block moves: each later character is stored whole, after the bytes since the one before it, copied
+    /// again from the block uppercased. Walking the lead bytes by their mask keeps the loads of one character
+    /// off the path to the next, and leaves about one unpredictable branch per block rather than one at every
+    /// change of script. The last bytes go one at a time (a character at a time through `scan`, which also
+    /// finds the held-back tail).
     fn feed_from(&mut self, input: &[u8], mut i: usize, out: &mut Vec<u8>) {
         let table = self.table;
         let n = input.len();
@@ -307,23 +319,15 @@ impl Transducer {
             debug_assert!(o + block::LEN <= limit);
             unsafe { std::ptr::copy_nonoverlapping(from[..block::LEN].as_ptr(), base.add(o), block::LEN) }
         };
-        // The two- or three-byte character at `window[at..]`, as its length and U packed; None for anything
-        // else.
-        let two_or_three_at = move |window: &[u8], at: usize| {
+        // What starts at the lead byte `window[at]` (C0..FF), as its length and U packed: a two- or three-byte
+        // character from the flat table, anything else through `four_bytes_or_invalid` (4 bytes follow `at`).
+        let at_lead = move |window: &[u8], at: usize| {
             let mut sequence = [0u8; 4];
             sequence.copy_from_slice(&window[at..at + 4]);
-            let (len, key) = two_or_three_bytes(u32::from_le_bytes(sequence))?;
-            Some((len, table.bmp(key)))
-        };
-        // Anything else at a lead byte (a four-byte character, an invalid byte) at `input[i]`: it alone,
-        // written at `o`; where the input and output go on after it.
-        let other = move |i: usize, o: usize| {
-            let (len, packed) = match scan(&input[i..]) {
-                Scan::Char(len, code_point) => (len, mapped(table, code_point, &input[i..i + len])),
-                Scan::Invalid | Scan::Incomplete => (1, u64::from(input[i]) | 1 << 56), // (never incomplete here)
-            };
-            store(o, packed);
-            (i + len, o + packed_len(packed))
+            match two_or_three_bytes(u32::from_le_bytes(sequence)) {
+                Some((len, key)) => (len, table.bmp(key)),
+                None => four_bytes_or_invalid(table, &window[at..]),
+            }
         };
         if table.ascii_is_a_to_z {
             // The block uppercased, once what follows a character moves; a block of room after it for copies.
@@ -342,13 +346,7 @@ impl Transducer {
                 let mut done = 0; // bytes of the block written (past it if its last character ends past it)
                 while starts != 0 {
                     let at = starts.trailing_zeros() as usize;
-                    let (len, packed) = match two_or_three_at(window, at) {
-                        Some(found) => found,
-                        None => {
-                            (i, o) = other(i + at, o + at);
-                            continue 'blocks;
-                        }
-                    };
+                    let (len, packed) = at_lead(window, at);
                     if packed_len(packed) != len {
                         // Longer or shorter: what follows in the block moves (`o` is now where the output of
                         // block byte `at`, then `done`, goes).
@@ -367,13 +365,7 @@ impl Transducer {
                             at = starts.trailing_zeros() as usize;
                             store_copy(o, &upper[done..]);
                             o += at - done;
-                            (len, packed) = match two_or_three_at(window, at) {
-                                Some(found) => found,
-                                None => {
-                                    (i, o) = other(i + at, o);
-                                    continue 'blocks;
-                                }
-                            };
+                            (len, packed) = at_lead(window, at);
                         }
                         if done < block::LEN {
                             store_copy(o, &upper[done..]);
@@ -384,9 +376,11 @@ impl Transducer {
                         continue 'blocks;
                     }
                     // As long as the original: over it, as two overlapping two-byte stores, so that nothing
-                    // around it changes.
-                    store_pair(o + at, packed as u16);
-                    store_pair(o + at + len - 2, (packed >> (8 * (len - 2))) as u16);
+                    // around it changes. One byte is an invalid one, already stored as it is.
+                    if len > 1 {
+                        store_pair(o + at, packed as u16);
+                        store_pair(o + at + len - 2, (packed >> (8 * (len - 2))) as u16);
+                    }
                     done = at + len;
                     starts &= starts - 1;
                 }
