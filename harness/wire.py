@@ -105,3 +105,14 @@ def exchange(
         return conversation.rest(timeout)
     finally:
         conversation.close()
+
+
+def wait_for(condition, timeout: float, interval: float = 0.05) -> bool:
+    """Poll `condition` until it holds or `timeout` runs out; whether it held. For what a server shows late, such
+    as a log line that docker's log driver stores a little after the server writes it."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from harness.backends import Backend, ServerHandle
-from harness.wire import Conversation, connect, reset
+from harness.wire import Conversation, connect, reset, wait_for
 
 OPEN = re.compile(r"open peer=(\S+)")
 CLOSE = re.compile(r"close peer=(\S+) in=\d+ out=\d+")
@@ -75,16 +75,6 @@ def assert_one_line_diagnostics(running: ServerHandle) -> None:
         if line.startswith(CONNECTION_LINES) and not any(p.fullmatch(line) for p in (OPEN, CLOSE, REJECT))
     ]
     assert not malformed, f"S-6: lines that start like a connection line but are not one: {malformed[:4]}"
-
-
-def wait_for(condition, timeout: float, interval: float = 0.05) -> bool:
-    """Poll `condition` until it holds or `timeout` runs out; whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(interval)
-    return True
 
 
 def wait_until_the_log_settles(running: ServerHandle, quiet: float = 0.5, timeout: float = 5.0) -> None:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from harness.bytes_diff import assert_same_bytes
-from harness.wire import Conversation, connect, exchange, reset
+from harness.wire import Conversation, connect, exchange, reset, wait_for
 
 SPLIT_CHARACTERS = ["é", "€", "𐐨"]  # 2, 3 and 4 bytes
 
@@ -204,9 +204,7 @@ def test_one_log_line_per_open_and_close_with_byte_counts(servers, server) -> No
     assert talk.rest() == "\u0399\u0308\u0301\n".encode()
     talk.close()
     wanted = [f"open peer={local}", f"close peer={local} in=3 out=7"]
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and lines_since_last_open(running.log_lines(), local) != wanted:
-        time.sleep(0.05)
+    wait_for(lambda: lines_since_last_open(running.log_lines(), local) == wanted, timeout=10)
     mine = lines_since_last_open(running.log_lines(), local)
     assert mine == wanted, f"log lines for {local} since its last open: {mine}"
     assert "Ϊ" not in running.stderr().decode("utf-8", "replace"), "payload must never be logged"
@@ -264,11 +262,9 @@ def test_max_connections_accepts_and_closes_the_extra_one(dedicated_server, serv
             except OSError:  # ...but a try before the server freed it is rejected, maybe with a reset
                 time.sleep(0.05)
         assert answer == b"AGAIN\n"
-        # Polled: docker's log driver stores a container's stderr a little after the server writes it.
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(line.startswith("reject peer=") for line in running.log_lines()):
-            time.sleep(0.05)
-        assert any(line.startswith("reject peer=") for line in running.log_lines()), running.log_lines()[-6:]
+        assert wait_for(lambda: any(line.startswith("reject peer=") for line in running.log_lines()), timeout=10), (
+            running.log_lines()[-6:]
+        )
     finally:
         first.close()
         second.close()
