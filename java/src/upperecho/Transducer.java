@@ -142,82 +142,20 @@ public final class Transducer {
         }
 
         while (i < end) {
+            if (plainAscii && i <= end - 10) {
+                long at = fast(in, i, end - 10, o, n, packed);
+                i = (int) (at >>> 32);
+                n = (int) at;
+                if (i == end) { // a sequence that starts in fast's last word may end exactly at end
+                    break;
+                }
+            }
+            // Byte by byte: the last few bytes, and what the fast path stops at.
             int c = in[i];
             if (c >= 0) {
-                // ASCII fast path: eight bytes at a time while they are all ASCII (about 8x the byte
-                // loop on a stream), then a tight byte loop up to the next non-ASCII byte.
-                if (plainAscii && i + 8 <= end) {
-                    long high;
-                    do {
-                        long w = (long) LONG.get(in, i);
-                        high = w & 0x8080808080808080L;
-                        // All eight bytes are written; when a non-ASCII byte is among them only the
-                        // ASCII ones before it count, and the rest is overwritten by what follows
-                        // (feed's capacity has 8 bytes of slack for exactly such stores).
-                        LONG.set(o, n, upperAscii8(w & 0x7F7F7F7F7F7F7F7FL));
-                        int k = high == 0 ? 8 : Long.numberOfTrailingZeros(high) >>> 3; // little-endian
-                        i += k;
-                        n += k;
-                    } while (high == 0 && i + 8 <= end);
-                    if (high != 0 || i == end) {
-                        continue; // at a non-ASCII byte, or done
-                    }
-                    c = in[i];
-                    if (c < 0) {
-                        continue;
-                    }
-                }
-                do {
-                    o[n++] = up[c];
-                } while (++i < end && (c = in[i]) >= 0);
+                o[n++] = up[c];
+                i++;
                 continue;
-            }
-            // Fast paths: a complete well-formed 2- or 3-byte sequence (signed byte compares:
-            // (byte) 0xC0 = -64, so c1 < -64 is exactly a continuation byte 80..BF).
-            if (c < (byte) 0xE0) {
-                // A run of 2-byte sequences (a Greek or Cyrillic word) in one tight loop.
-                int start = i;
-                while (c >= (byte) 0xC2 && c < (byte) 0xE0 && i + 1 < end) {
-                    int c1 = in[i + 1];
-                    if (c1 >= (byte) 0xC0) {
-                        break;
-                    }
-                    long r = packed[((c & 0x1F) << 6) | (c1 & 0x3F)];
-                    if (r == 0) {
-                        r = (c & 0xFFL) | (c1 & 0xFFL) << 8 | 2L << 56; // maps to itself
-                    } else if (r < 0) {
-                        break;
-                    }
-                    LONG.set(o, n, r);
-                    n += (int) (r >>> 56);
-                    i += 2;
-                    if (i == end) {
-                        break;
-                    }
-                    c = in[i];
-                }
-                if (i != start) {
-                    continue;
-                }
-            } else if (c < (byte) 0xF0 && i + 2 < end) {
-                int c1 = in[i + 1];
-                int c2 = in[i + 2];
-                if (c1 < (byte) 0xC0 && c2 < (byte) 0xC0) {
-                    int cp = (c & 0x0F) << 12 | (c1 & 0x3F) << 6 | (c2 & 0x3F);
-                    // E0 80..9F (overlong) and ED A0..BF (surrogates) are not well-formed.
-                    if (cp >= 0x800 && (cp & 0xF800) != 0xD800) {
-                        long r = packed[cp];
-                        if (r == 0) {
-                            r = (c & 0xFFL) | (c1 & 0xFFL) << 8 | (c2 & 0xFFL) << 16 | 3L << 56;
-                        }
-                        if (r > 0) {
-                            LONG.set(o, n, r);
-                            n += (int) (r >>> 56);
-                            i += 3;
-                            continue;
-                        }
-                    }
-                }
             }
             // General path: 4-byte sequences, bytes that are not well-formed, a tail to hold back.
             int lead = c & 0xFF;
@@ -246,6 +184,74 @@ public final class Transducer {
             }
         }
         return n;
+    }
+
+    /**
+     * The fast path while i <= limit (end - 10: a word at i, and a 3-byte sequence that starts in
+     * it, are in bounds): ASCII eight bytes at a time, then the whole run of 2- and 3-byte
+     * sequences (a Greek or Georgian word) up to the next ASCII byte. On mixed text mispredicted
+     * branches cost most, so a run is one loop with one exit. It stops at a byte it does not take
+     * (4-byte sequences, bytes not well-formed) for feed's byte-by-byte path, and returns i and n as
+     * (long) i << 32 | n. A method of its own (too big for C2 to inline), so that its loops keep i
+     * and n in registers: inside feed they were spilled to the stack.
+     */
+    private static long fast(byte[] in, int i, int limit, byte[] o, int n, long[] packed) {
+        while (i <= limit) {
+            long w = (long) LONG.get(in, i);
+            long high = w & 0x8080808080808080L;
+            // All eight bytes are written; when a non-ASCII byte is among them only the
+            // ASCII ones before it count, and the rest is overwritten by what follows
+            // (feed's capacity has 8 bytes of slack for exactly such stores).
+            LONG.set(o, n, upperAscii8(w & 0x7F7F7F7F7F7F7F7FL));
+            if (high == 0) {
+                i += 8;
+                n += 8;
+                continue;
+            }
+            int k = Long.numberOfTrailingZeros(high) >>> 3; // little-endian
+            i += k;
+            n += k;
+            int c = in[i];
+            do {
+                long r;
+                int length;
+                // Signed byte compares: (byte) 0xC0 = -64, so c1 < -64 is exactly 80..BF.
+                if (c < (byte) 0xE0) {
+                    int c1 = in[i + 1];
+                    if (c < (byte) 0xC2 || c1 >= (byte) 0xC0) {
+                        return (long) i << 32 | n;
+                    }
+                    r = packed[((c & 0x1F) << 6) | (c1 & 0x3F)];
+                    if (r == 0) {
+                        r = (c & 0xFFL) | (c1 & 0xFFL) << 8 | 2L << 56; // maps to itself
+                    }
+                    length = 2;
+                } else {
+                    int c1 = in[i + 1];
+                    int c2 = in[i + 2];
+                    if (c >= (byte) 0xF0 || c1 >= (byte) 0xC0 || c2 >= (byte) 0xC0) {
+                        return (long) i << 32 | n;
+                    }
+                    int cp = (c & 0x0F) << 12 | (c1 & 0x3F) << 6 | (c2 & 0x3F);
+                    // E0 80..9F (overlong) and ED A0..BF (surrogates) are not well-formed.
+                    if (cp < 0x800 || (cp & 0xF800) == 0xD800) {
+                        return (long) i << 32 | n;
+                    }
+                    r = packed[cp];
+                    if (r == 0) {
+                        r = (c & 0xFFL) | (c1 & 0xFFL) << 8 | (c2 & 0xFFL) << 16 | 3L << 56;
+                    }
+                    length = 3;
+                }
+                if (r < 0) {
+                    return (long) i << 32 | n;
+                }
+                LONG.set(o, n, r);
+                n += (int) (r >>> 56);
+                i += length;
+            } while (i <= limit && (c = in[i]) < 0);
+        }
+        return (long) i << 32 | n;
     }
 
     /** End of stream: the held-back tail, unchanged (E-1, T-3). Returns the bytes of output() owed. */
