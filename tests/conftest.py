@@ -6,11 +6,9 @@ import os
 
 import pytest
 
-# `-n auto`: this many pytest-xdist workers per core. A worker spends much of each test waiting, on a client process
-# or on a timeout, so one worker per core leaves the cores idle. On 2 cores, interleaved runs (bench/README.md, "The
-# matrix inside a minute"): 4 workers 94.3 and 94.8 s, 5 workers 87.4 and 89.8 s (2026-11-28 02:30); later, on another
-# VM, without the network-conditions axis 6 workers 53.2, 53.2 and 55.8 s against 5 workers' 59.8, 59.1 and 60.8 s,
-# the whole run 84.1 and 81.0 s against 84.3 and 87.4 s, and the docker matrix 137 and 125 s against 130 and 136 s.
+# `-n auto`: this many pytest-xdist workers per core. Workers mostly wait, on client processes or timeouts, so more
+# workers than cores fill that time. Measured on 2 cores only: 6 workers beat 5 in interleaved runs (bench/README.md,
+# "The matrix inside a minute").
 WORKERS_PER_CORE = 3
 
 

@@ -30,13 +30,13 @@ import java.nio.ByteOrder;
  * (C0, C1 and F5..FF never start a sequence.)
  */
 public final class Transducer {
-    /** Writes 8 bytes at once: a packed replacement (Table.bmp) in one store. */
+    /** 8 bytes at once: eight ASCII bytes read and written, or a packed replacement (Table.bmp) stored. */
     private static final VarHandle LONG = MethodHandles.byteArrayViewVarHandle(long[].class, ByteOrder.LITTLE_ENDIAN);
 
     private final Table table;
     private final byte[] ascii;
     private final long[] bmp;
-    /** Whether U on ASCII is exactly a-z to A-Z (what the pinned table says), so 8 bytes can go at once. */
+    /** Whether U on ASCII is exactly a-z to A-Z (what the pinned table says): the condition for fast(). */
     private final boolean plainAscii;
     private final byte[] pending = new byte[4];
     private int pendingLength;
@@ -157,7 +157,8 @@ public final class Transducer {
                 i++;
                 continue;
             }
-            // General path: 4-byte sequences, bytes that are not well-formed, a tail to hold back.
+            // General path: 4-byte sequences, bytes that are not well-formed, a tail to hold back, and the
+            // 2- and 3-byte sequences among a read's last bytes.
             int lead = c & 0xFF;
             int need = sequenceLength(lead);
             if (need == 0) {
@@ -190,7 +191,7 @@ public final class Transducer {
      * The fast path while i <= limit (end - 10: a word at i, and a 3-byte sequence that starts in
      * it, are in bounds): ASCII eight bytes at a time, then the whole run of 2- and 3-byte
      * sequences (a Greek or Georgian word) up to the next ASCII byte. On mixed text mispredicted
-     * branches cost most, so a run is one loop with one exit. It stops at a byte it does not take
+     * branches cost most, so both lengths share one loop. It stops at a byte it does not take
      * (4-byte sequences, bytes not well-formed) for feed's byte-by-byte path, and returns i and n as
      * (long) i << 32 | n. A method of its own (too big for C2 to inline), so that its loops keep i
      * and n in registers: inside feed they were spilled to the stack.
