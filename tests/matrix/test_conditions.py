@@ -11,12 +11,11 @@ from __future__ import annotations
 import functools
 import random
 import re
-import time
 
 import pytest
 
 from harness.proxy import CONDITIONS, FaultProxy, client_outcome_problems
-from harness.wire import exchange
+from harness.wire import exchange, wait_for
 
 # Words of mixed text: ASCII, and characters that grow, shrink or span 2-4 bytes (T-4), so that segment
 # boundaries fall inside characters (D-1).
@@ -76,9 +75,7 @@ def test_condition(backend, servers, client, server, condition, repeat_index, re
 def server_problems_after_reset(server, port: int | None, log_start: int) -> list[str]:
     """S-6: exactly one open and one close line for the reset connection (logged after `log_start`);
     S-5: it serves on."""
-    deadline = time.monotonic() + 10
-    while len(lines_for_port(server, port, log_start)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: len(lines_for_port(server, port, log_start)) >= 2, timeout=10)
     lines = lines_for_port(server, port, log_start)
     problems = [] if [line.split()[0] for line in lines] == ["open", "close"] else [f"log lines {lines}"]
     answer = exchange(server.address, b"still here")
