@@ -1,11 +1,14 @@
 """Differential fuzzing support (the tests are in tests/matrix/test_fuzz.py; the --fuzz-examples option in
 plugins/fuzz.py): the stream strategies, the write splits and the ready-to-add vector printed for
-a disagreement."""
+a disagreement; and a seeded dense stream of the same pieces for tests that must be repeatable."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import random
+import string
 
 from hypothesis import strategies as st
 
@@ -76,6 +79,21 @@ FRAGMENTS = st.one_of(
 )
 STREAMS = st.lists(FRAGMENTS, max_size=30).map(b"".join)
 CUTS = st.lists(st.integers(min_value=0, max_value=400), max_size=6)  # write splits, as offsets into the stream
+
+
+@functools.cache  # the same stream for several implementations: made once per worker
+def dense_stream(size: int, seed: int) -> bytes:
+    """`size` bytes of INTERESTING and BROKEN pieces between ASCII runs of 1 to 100 bytes, so that characters,
+    broken sequences and the ends of ASCII runs fall at every offset of an 8-, 16- or 64-byte word."""
+    rng = random.Random(seed)
+    letters = string.ascii_letters + string.digits + " "
+    pieces = [s.encode() for s in INTERESTING] + BROKEN
+    stream = bytearray()
+    while len(stream) < size:
+        run = rng.randint(0, 12) if rng.random() < 0.8 else rng.randint(13, 100)
+        stream += "".join(rng.choices(letters, k=run)).encode()
+        stream += b"".join(rng.choices(pieces, k=rng.randint(1, 6)))
+    return bytes(stream[:size])
 
 
 def pieces(data: bytes, cuts: list[int]) -> list[bytes]:

@@ -45,6 +45,30 @@ def well_formed_length(data: bytes, start: int) -> int:
     return 0
 
 
+def is_proper_prefix(rest: bytes) -> bool:
+    """Whether `rest` is the start of a well-formed sequence and shorter than it: what a server holds back (D-2)."""
+    for low, high, length, second_low, second_high in WELL_FORMED_LEADS:
+        if low <= rest[0] <= high:
+            return (
+                len(rest) < length
+                and (len(rest) < 2 or second_low <= rest[1] <= second_high)
+                and all(0x80 <= byte <= 0xBF for byte in rest[2:])
+            )
+    return False
+
+
+def owed_length(data: bytes) -> int:
+    """How much of `data` a server must have answered once it has received exactly `data` (D-2): all but a
+    tail that is a proper prefix of a well-formed sequence."""
+    position = 0
+    while position < len(data):
+        length = well_formed_length(data, position)
+        if not length and is_proper_prefix(data[position:]):
+            return position
+        position += length or 1
+    return position
+
+
 def reference_u(data: bytes, table: dict[int, str]) -> bytes:
     out, position = bytearray(), 0
     while position < len(data):
@@ -80,3 +104,15 @@ def pinned_table() -> dict[int, str]:
 def expected_u(data: bytes) -> bytes:
     """U(data) with the pinned table: what every server and client must produce for `data`."""
     return reference_u(data, pinned_table())
+
+
+def owed_after_each_read(data: bytes, read_size: int) -> list[bytes]:
+    """What a server must have sent after each read of `read_size` bytes of `data` (D-2), then at its half-close
+    (E-1): the held-back tail, unchanged. Joined, they are U(data)."""
+    owed, answered = [], 0
+    for end in range(read_size, len(data) + read_size, read_size):
+        received = data[:end]
+        cut = answered + owed_length(received[answered:])  # what was answered ends on a sequence boundary
+        owed.append(reference_u(received[answered:cut], pinned_table()))
+        answered = cut
+    return [*owed, data[answered:]]

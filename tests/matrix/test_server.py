@@ -10,7 +10,9 @@ import time
 
 import pytest
 
-from harness.bytes_diff import assert_same_bytes
+from harness.bytes_diff import assert_same_bytes, describe_difference
+from harness.fuzz import dense_stream
+from harness.oracle import owed_after_each_read
 from harness.wire import Conversation, connect, exchange, reset, wait_for
 
 SPLIT_CHARACTERS = ["é", "€", "𐐨"]  # 2, 3 and 4 bytes
@@ -34,6 +36,38 @@ def test_character_split_at_every_position(servers, server) -> None:
             expected += character.upper().encode()  # these three agree with the table
     actual = exchange(servers.get(server).address, b"", pieces=pieces, pause=0.05)
     assert_same_bytes(actual, expected)
+
+
+# Each size repeats through a stream so that every offset of a fast path's word (8 bytes in Java and C#, 64 in
+# Rust) meets the end of a read; sizes around 8, 16 and 64 and odd ones.
+READ_SIZES = [2, 3, 5, 7, 8, 9, 11, 16, 17, 23, 31, 63, 64, 65, 127, 1021, 4099]
+READS_PER_SIZE = 300
+LOCKSTEP_MAX_BYTES = 65536
+
+
+@pytest.mark.clause("D-1", "D-2", "E-1", "T-1")
+@pytest.mark.parametrize("read_size", READ_SIZES)
+def test_reads_of_one_size_in_lockstep(servers, server, read_size) -> None:
+    """Each read is exactly `read_size` bytes: the next is sent only once everything the last one owes (D-2) has
+    arrived, so the server cannot have read two at once. Random segmentation meets the cases this fixes only by
+    chance (a 3-byte character ending exactly at the end of a 17-byte read broke a draft of Java's word loop)."""
+    data = dense_stream(min(read_size * READS_PER_SIZE, LOCKSTEP_MAX_BYTES), seed=read_size)
+    *owed, tail = owed_after_each_read(data, read_size)
+    talk = Conversation(servers.get(server).address)
+    try:
+        for number, answer in enumerate(owed):
+            start = number * read_size
+            talk.send(data[start : start + read_size])
+            actual = talk.receive(len(answer))
+            last_sent = data[max(0, start - 16) : start + read_size]
+            assert actual == answer, (
+                f"read {number} (bytes {start}..{start + read_size} of {len(data)}): "
+                f"{describe_difference(actual, answer)}\nwhat was sent ends {last_sent!r}"
+            )
+        talk.half_close()
+        assert_same_bytes(talk.rest(), tail)
+    finally:
+        talk.close()
 
 
 @pytest.mark.clause("D-2", "T-1")

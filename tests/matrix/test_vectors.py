@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from harness.bytes_diff import assert_same_bytes
+from harness.fuzz import dense_stream
+from harness.oracle import expected_u
 from harness.wire import exchange
 
 SMALL_INPUT = 4096  # below this, the transducer is also fed one byte per read
@@ -35,6 +37,20 @@ def test_transducer_alone(backend, implementation, vector) -> None:
     chunk = 1 if len(vector.input) <= SMALL_INPUT else 65536
     result = backend.run(implementation, "transform", "--chunk-size", str(chunk), stdin=vector.input)
     assert_same_bytes(result.stdout, vector.expected)
+    assert result.returncode == 0, result.stderr
+
+
+# Around the fast paths' words: C#'s 8-byte words, Java's from reads of 11 bytes on, Rust's 64-byte blocks.
+TRANSDUCER_READ_SIZES = [9, 17, 24, 65, 127]
+DENSE_STREAM_BYTES = 256 * 1024  # about 15,000 reads of 17 bytes: rare alignments occur many times
+
+
+@pytest.mark.clause("X-2", "D-1")
+@pytest.mark.parametrize("chunk", TRANSDUCER_READ_SIZES)
+def test_transducer_at_read_sizes(backend, implementation, chunk) -> None:
+    data = dense_stream(DENSE_STREAM_BYTES, seed=0)
+    result = backend.run(implementation, "transform", "--chunk-size", str(chunk), stdin=data)
+    assert_same_bytes(result.stdout, expected_u(data))
     assert result.returncode == 0, result.stderr
 
 

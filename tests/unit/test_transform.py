@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from upper_echo.table import uppercase_table
 from upper_echo.transducer import UppercaseTransducer, transform
 
-from harness.oracle import reference_u
+from harness.oracle import owed_after_each_read, reference_u
 
 POSSIBLE_PREFIXES = ["c3", "e2", "e2 82", "e0 a0", "ed 9f", "f0 90", "f0 90 90", "f3 bf bf", "f4 8f", "f4 8f bf"]
 NEVER_WELL_FORMED = ["80", "bf", "c0", "c1", "e0 80", "ed a0", "f0 80", "f4 90", "f5", "ff", "e2 41"]
@@ -44,6 +44,16 @@ def test_agrees_with_the_naive_reference(data: bytes) -> None:
 @given(STREAMS, st.lists(st.integers(min_value=0), max_size=12))
 def test_splitting_the_input_never_changes_the_output(data: bytes, cuts: list[int]) -> None:
     assert feed_in_pieces(data, cuts) == transform(data)
+
+
+@pytest.mark.clause("D-2", "E-1")
+@settings(max_examples=400, deadline=None)
+@given(STREAMS, st.integers(min_value=1, max_value=20))
+def test_owes_after_every_read_what_the_naive_reference_owes(data: bytes, read_size: int) -> None:
+    """The reference and the oracle that the matrix's lockstep test holds every server to agree on D-2."""
+    transducer = UppercaseTransducer()
+    answers = [transducer.feed(data[start : start + read_size]) for start in range(0, len(data), read_size)]
+    assert [*answers, transducer.flush()] == owed_after_each_read(data, read_size)
 
 
 @pytest.mark.clause("D-2", "E-1")
