@@ -172,7 +172,8 @@ def test_mutants_are_registered_only_in_their_own_registry() -> None:
     sys.path.insert(0, str(HERE))
     from mutate import MUTANTS as PATCHES
 
-    assert set(PATCHES) == set(MUTANTS), "mutate.py and mutants.toml must list the same mutants"
+    patched = {name for name, entry in MUTANTS.items() if (HERE / entry["folder"] / "mutation.patch").exists()}
+    assert set(PATCHES) == set(MUTANTS) - patched, "mutate.py and mutants.toml must list the same Python mutants"
     for name, entry in MUTANTS.items():
         assert {"folder", "needs", "role", "breaks"} <= set(entry) <= {"folder", "needs", "role", "breaks", "sanity"}, (
             f"{name}: no other keys (no faked fields)"
