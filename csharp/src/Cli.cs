@@ -200,7 +200,43 @@ namespace UpperEcho
                 throw new UsageException("argument " + flag + ": no zone index: '" + text + "'");
             if (text.IndexOf('[') >= 0 || text.IndexOf(']') >= 0)
                 throw new UsageException("argument " + flag + ": brackets hold an IPv6 address only: '" + text + "'");
+            if (Ipv4Like(text) && !DottedDecimal(text))
+                throw new UsageException("argument " + flag + ": '" + text
+                                         + "' is not an IPv4 address in dotted decimal (four numbers 0-255, no leading zeros)");
             return text;
+        }
+
+        /// <summary>cli.toml [types.host] ipv4_like: no ':', and the last part (after one trailing dot) is
+        /// digits or starts with 0x.</summary>
+        static bool Ipv4Like(string text)
+        {
+            if (text.IndexOf(':') >= 0) return false;
+            int end = text.EndsWith(".", StringComparison.Ordinal) ? text.Length - 1 : text.Length;
+            int start = end == 0 ? 0 : text.LastIndexOf('.', end - 1) + 1;
+            if (start >= end) return false;
+            if (end - start >= 2 && text[start] == '0' && (text[start + 1] == 'x' || text[start + 1] == 'X')) return true;
+            for (int i = start; i < end; i++)
+                if (!Cli.IsDigit(text[i])) return false;
+            return true;
+        }
+
+        /// <summary>cli.toml [types.host] ipv4: four numbers 0-255 joined by dots, no leading zeros.</summary>
+        static bool DottedDecimal(string text)
+        {
+            string[] parts = text.Split('.');
+            if (parts.Length != 4) return false;
+            foreach (string part in parts)
+            {
+                if (part.Length == 0 || part.Length > 3 || (part.Length > 1 && part[0] == '0')) return false;
+                int value = 0;
+                foreach (char c in part)
+                {
+                    if (!Cli.IsDigit(c)) return false;
+                    value = value * 10 + (c - '0');
+                }
+                if (value > 255) return false;
+            }
+            return true;
         }
 
         /// <summary>X-4: `[0-9]+` within the table's range.</summary>
@@ -441,21 +477,14 @@ namespace UpperEcho
             else one.Milliseconds(option.Flag);
         }
 
-        /// <summary>A flag, `--`, or `-h`: starts with '-' and is not "-" alone or a negative number
-        /// (`-1`, `-.5`), which are operands or (malformed) values, as in Python's argparse.</summary>
+        /// <summary>A flag, `--`, or `-h`: starts with '-' and is not "-" alone. `-1` is a flag too, never a
+        /// value or an operand .</summary>
         static bool LooksLikeFlag(string a)
         {
-            if (a.Length < 2 || a[0] != '-') return false;
-            int i = 1;
-            while (i < a.Length && IsDigit(a[i])) i++;
-            if (i == a.Length) return false; // -123
-            if (a[i] != '.' || i + 1 == a.Length) return true;
-            for (i++; i < a.Length; i++)
-                if (!IsDigit(a[i])) return true;
-            return false; // -1.5, -.5
+            return a.Length > 1 && a[0] == '-';
         }
 
-        static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+        internal static bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
         /// <summary>X-4 integer: `[0-9]+` (leading zeros allowed); values too large for a long saturate.</summary>
         internal static bool TryParseInteger(string text, out long value)

@@ -26,6 +26,10 @@ PATTERNS = {
     "seconds": re.compile(r"[0-9]+(\.[0-9]{1,3})?"),
     "host": re.compile(r"[^%\[\]]+|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]"),
 }
+# [types.host] ipv4_like and ipv4: a host that looks like an IPv4 address must be one in dotted decimal (X-5).
+IPV4_LIKE = re.compile(r"(?:[^:]*\.)?(?:[0-9]+|0[xX][^.:]*)\.?")
+OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = re.compile(rf"(?:{OCTET}\.){{3}}{OCTET}")
 GRAMMAR = {
     "integer": "a whole number in ASCII digits",
     "seconds": "seconds in ASCII digits, with at most three decimals",
@@ -123,6 +127,10 @@ def parse_value(flag: Flag, text: str) -> int | float | str:
                 socket.inet_pton(socket.AF_INET6, text)
             except OSError:
                 raise argparse.ArgumentTypeError(f"'[{text}]' is not a bracketed IPv6 address") from None
+        elif IPV4_LIKE.fullmatch(text) and not IPV4.fullmatch(text):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not an IPv4 address in dotted decimal (four numbers 0-255, no leading zeros)"
+            )
         return text
     key = magnitude(text)
     if (flag.low is not None and key < magnitude(flag.low)) or (flag.high is not None and key > magnitude(flag.high)):
@@ -148,10 +156,14 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with no abbreviations (X-3), usage errors raised as UsageError, help through write_stdout."""
+    """argparse with no abbreviations and no negative-number operands (X-3), usage errors raised as UsageError,
+    help through write_stdout."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(allow_abbrev=False, formatter_class=HelpFormatter, **kwargs)
+        # X-3: `-1` is a flag like `-x`, never a value or an operand. argparse takes arguments that read as
+        # negative numbers for operands; this attribute is its only switch for that.
+        self._negative_number_matcher = re.compile(r"(?!)")
 
     def error(self, message: str):
         raise UsageError(message)

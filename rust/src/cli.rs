@@ -5,7 +5,7 @@
 //! repeated flag counts; `--` ends the flags only where operands may follow (the client's MESSAGEs).
 
 use std::ffi::OsString;
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::ffi::OsStringExt;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -126,11 +126,7 @@ fn parse_digits(digits: &str) -> Option<u64> {
 fn parse_value(flag: &Flag, text: &str) -> Result<Value, String> {
     let malformed = |what: &str| format!("--{}: {} is not {}", flag.name, quoted(text), what);
     let number = match flag.kind {
-        Kind::Host => {
-            return parse_host(text).map(Value::Host).ok_or_else(|| {
-                malformed("a host: an address or a name, brackets only around an IPv6 address, no zone index")
-            })
-        }
+        Kind::Host => return parse_host(text).map(Value::Host).map_err(malformed),
         Kind::Integer => {
             if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(malformed("a whole number in ASCII digits"));
@@ -166,16 +162,35 @@ fn parse_value(flag: &Flag, text: &str) -> Result<Value, String> {
 }
 
 /// an IPv4 or IPv6 address (`::1` or `[::1]`) or a name; no zone index, nothing empty, brackets only
-/// around an IPv6 address. Returns the host without brackets.
-fn parse_host(text: &str) -> Option<String> {
+/// around an IPv6 address, an IPv4 address only in dotted decimal. Returns the host without brackets, or what
+/// it is not.
+fn parse_host(text: &str) -> Result<String, &'static str> {
+    const HOST: &str = "a host: an address or a name, brackets only around an IPv6 address, no zone index";
     if let Some(inner) = text.strip_prefix('[') {
-        let inner = inner.strip_suffix(']')?;
-        return inner.parse::<Ipv6Addr>().ok().map(|_| inner.to_string());
+        let inner = inner.strip_suffix(']').ok_or(HOST)?;
+        return inner.parse::<Ipv6Addr>().map(|_| inner.to_string()).map_err(|_| HOST);
     }
     if text.is_empty() || text.contains(['%', '[', ']']) {
-        return None;
+        return Err(HOST);
     }
-    Some(text.to_string())
+    // std's parser is dotted decimal exactly: four parts 0-255, no leading zeros
+    if ipv4_like(text) && text.parse::<Ipv4Addr>().is_err() {
+        return Err("an IPv4 address in dotted decimal (four numbers 0-255, no leading zeros)");
+    }
+    Ok(text.to_string())
+}
+
+/// cli.toml [types.host] ipv4_like: no ':', and the last part (after one trailing dot) is digits or starts with 0x.
+fn ipv4_like(text: &str) -> bool {
+    let last = text.strip_suffix('.').unwrap_or(text).rsplit('.').next().unwrap_or("");
+    !text.contains(':')
+        && !last.is_empty()
+        && (last.bytes().all(|b| b.is_ascii_digit()) || last.starts_with("0x") || last.starts_with("0X"))
+}
+
+/// an argument that starts with '-' and is not "-" alone is a flag, never a value or an operand.
+fn is_flag(text: &str) -> bool {
+    text.starts_with('-') && text != "-"
 }
 
 fn top_help() -> String {
@@ -250,7 +265,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
             }
             continue;
         }
-        if !text.starts_with('-') || text == "-" {
+        if !is_flag(&text) {
             if spec.operands {
                 operands.push(arg.into_vec());
             } else {
@@ -273,7 +288,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Command, String> {
         let value = match inline {
             Some(value) => value,
             None => match args.next() {
-                Some(value) if !value.to_string_lossy().starts_with("--") => value.to_string_lossy().into_owned(),
+                Some(value) if !is_flag(&value.to_string_lossy()) => value.to_string_lossy().into_owned(),
                 _ => return Err(format!("--{}: a value is required", flag.name)),
             },
         };
@@ -334,6 +349,12 @@ mod tests {
             &["server", "--host", "::1%lo"],
             &["server", "--host", "[::1%lo]"],
             &["server", "--host", "[127.0.0.1]"],
+            &["server", "--host", "0177.0.0.1"],
+            &["server", "--host", "127.1"],
+            &["server", "--host", "127.0.0.1."],
+            &["server", "--host", "0x7f.0.0.1"],
+            &["server", "--host", "-1", "--port", "0"],
+            &["client", "--port", "1", "-5"],
             &["server", "--idle-timeout", "1e400"],
             &["server", "--idle-timeout", "1_0"],
             &["server", "--idle-timeout", "0.0001"],

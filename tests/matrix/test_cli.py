@@ -55,7 +55,8 @@ HELP = {
 MALFORMED = {
     "integer": ["-1", "+1", "1_0", "1e3", "0x10", " 1", "1.5", "\u0661", "9" * 40],
     "seconds": ["-1", "1_0", "1e3", "inf", "nan", "1.", ".5", "1.2345", "\u0661", "9" * 40],
-    "host": ["", "::1%lo", "[::1%lo]", "[127.0.0.1]"],
+    # IPv4 forms other than dotted decimal that every runtime reads as loopback, if at all
+    "host": ["", "::1%lo", "[::1%lo]", "[127.0.0.1]", "127.1", "2130706433", "127.0.0.01", "127.0.0.1."],
 }
 # A well-formed value per type, for the abbreviated spelling: were it taken, a server would take a free port and
 # nothing would leave loopback.

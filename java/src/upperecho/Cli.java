@@ -351,9 +351,16 @@ public final class Cli {
         return value * 1000 + millis;
     }
 
-    /** a bracketed host must be an IPv6 address, and is used without its brackets. */
+    /**
+     * X-5: a bracketed host must be an IPv6 address, and is used without its brackets; a host that looks like an
+     * IPv4 address must be one in dotted decimal.
+     */
     private static String host(String flag, String text) throws UsageError {
         if (!text.startsWith("[")) {
+            if (ipv4Like(text) && !dottedDecimal(text)) {
+                throw new UsageError("argument " + flag + ": '" + text + "' is not an IPv4 address in dotted "
+                        + "decimal (four numbers 0-255, no leading zeros)");
+            }
             return text;
         }
         String inner = text.substring(1, text.length() - 1);
@@ -368,6 +375,52 @@ public final class Cli {
             // not an IPv6 address
         }
         throw new UsageError("argument " + flag + ": brackets hold an IPv6 address only: '" + text + "'");
+    }
+
+    /** cli.toml [types.host] ipv4_like: no ':', and the last part (after one trailing dot) is digits or 0x... */
+    private static boolean ipv4Like(String text) {
+        if (text.indexOf(':') >= 0) {
+            return false;
+        }
+        int end = text.endsWith(".") ? text.length() - 1 : text.length();
+        int start = text.lastIndexOf('.', end - 1) + 1;
+        if (start >= end) {
+            return false;
+        }
+        if (end - start >= 2 && text.charAt(start) == '0' && (text.charAt(start + 1) | 0x20) == 'x') {
+            return true;
+        }
+        for (int i = start; i < end; i++) {
+            if (text.charAt(i) < '0' || text.charAt(i) > '9') {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** cli.toml [types.host] ipv4: four numbers 0-255 joined by dots, no leading zeros. */
+    private static boolean dottedDecimal(String text) {
+        int parts = 0;
+        int i = 0;
+        while (true) {
+            int start = i;
+            while (i < text.length() && text.charAt(i) >= '0' && text.charAt(i) <= '9') {
+                i++;
+            }
+            int length = i - start;
+            if (length == 0 || length > 3 || length > 1 && text.charAt(start) == '0'
+                    || Integer.parseInt(text, start, i, 10) > 255) {
+                return false;
+            }
+            parts++;
+            if (i == text.length()) {
+                return parts == 4;
+            }
+            if (text.charAt(i) != '.' || parts == 4) {
+                return false;
+            }
+            i++;
+        }
     }
 
     /** The MESSAGEs as sent (C-2): each one's exact argv bytes and an LF; null when there are none (stdin). */
