@@ -156,16 +156,29 @@ class HelpFormatter(argparse.HelpFormatter):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with no abbreviations and no negative-number operands (X-3), usage errors raised as UsageError,
-    help through write_stdout."""
+    """argparse with X-3's flags (no abbreviations; every argument that starts with '-' is a flag), usage errors
+    raised as UsageError, help through write_stdout."""
 
     def __init__(self, **kwargs) -> None:
         super().__init__(allow_abbrev=False, formatter_class=HelpFormatter, **kwargs)
-        # X-3: `-1` is a flag like `-x`, never a value or an operand. argparse takes arguments that read as
-        # negative numbers for operands; this attribute is its only switch for that.
-        self._negative_number_matcher = re.compile(r"(?!)")
+        self._stand_ins: dict[str, str] = {}
+
+    def _parse_optional(self, arg_string: str):
+        """X-3: an argument that starts with '-' (but is not '-') is one of our flags exactly (`--port`,
+        `--port=7`, `-h`) or an unknown flag. argparse would make `-1` and `-x y` operands or values, and read
+        `-hx` and `--help=x` as -h given a value. Any other such argument is passed on as a stand-in that no
+        argument can equal (it holds a NUL), so argparse sees an unknown flag; error() shows the original."""
+        name, equals, _ = arg_string.partition("=")
+        action = self._option_string_actions.get(name)
+        ours = action is not None and not (equals and action.nargs == 0)
+        if arg_string.startswith("-") and arg_string not in ("-", "--") and not ours:
+            stand_in = self._stand_ins.setdefault(arg_string, f"-\0{len(self._stand_ins)}")
+            return super()._parse_optional(stand_in)
+        return super()._parse_optional(arg_string)
 
     def error(self, message: str):
+        for original, stand_in in self._stand_ins.items():
+            message = message.replace(stand_in, original)
         raise UsageError(message)
 
     def print_help(self, file=None) -> None:

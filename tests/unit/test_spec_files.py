@@ -1,13 +1,17 @@
-"""The spec's own files: vectors well-formed and agreeing with U, and every clause covered by a test."""
+"""The spec's own files: vectors well-formed and agreeing with U, every clause covered by a test, and the command-line
+table's host patterns reading IPv4 forms as X-5 says."""
 
 from __future__ import annotations
 
 import re
+import tomllib
 
 import pytest
+from upper_echo import cli
 from upper_echo.table import uppercase_table
 from upper_echo.transducer import transform
 
+from harness import REPO
 from harness.oracle import reference_u
 from harness.spec import cited_by_tests, spec_clauses
 from harness.vectors import load_vectors
@@ -47,3 +51,24 @@ def test_vectors_agree_with_the_transducer_and_the_reference() -> None:
         assert transform(vector.input) == vector.expected, vector.id
         if len(vector.input) < 100_000:
             assert reference_u(vector.input, table) == vector.expected, vector.id
+
+
+HOST_TYPE = tomllib.loads((REPO / "spec" / "cli.toml").read_text(encoding="utf-8"))["types"]["host"]
+
+
+@pytest.mark.clause("X-5")
+@pytest.mark.parametrize(
+    "host,verdict",
+    [
+        *((h, "usage error") for h in ["127.1", "2130706433", "0177.0.0.1", "127.0.0.01", "0x7f.0.0.1", "256.0.0.1"]),
+        *((h, "usage error") for h in ["127.0.0.1.", "0x7f000001", "a.1", "1.2.3.4.5", " 127.0.0.1"]),
+        *((h, "address") for h in ["127.0.0.1", "0.0.0.0", "255.255.255.255", "10.0.0.255"]),
+        *((h, "name") for h in ["localhost", "example.com", "a..b", "1.x", "::1", "::ffff:127.0.0.1", "1.2.3.4.."]),
+    ],
+)
+def test_the_table_reads_ipv4_forms_as_x5_says(host: str, verdict: str) -> None:
+    """cli.toml's two host patterns against the forms X-5 names, and the Python reference uses those patterns."""
+    ipv4_like = re.fullmatch(HOST_TYPE["ipv4_like"], host) is not None
+    ipv4 = re.fullmatch(HOST_TYPE["ipv4"], host) is not None
+    assert {"usage error": (True, False), "address": (True, True), "name": (False, False)}[verdict] == (ipv4_like, ipv4)
+    assert (cli.IPV4_LIKE.pattern, cli.IPV4.pattern) == (HOST_TYPE["ipv4_like"], HOST_TYPE["ipv4"])
