@@ -83,7 +83,7 @@ CUTS = st.lists(st.integers(min_value=0, max_value=400), max_size=6)  # write sp
 
 @functools.cache  # the same stream for several implementations: made once per worker
 def dense_stream(size: int, seed: int) -> bytes:
-    """`size` bytes of INTERESTING and BROKEN pieces between ASCII runs of 1 to 100 bytes, so that characters,
+    """`size` bytes of INTERESTING and BROKEN pieces between ASCII runs of 0 to 100 bytes, so that characters,
     broken sequences and the ends of ASCII runs fall at every offset of an 8-, 16- or 64-byte word."""
     rng = random.Random(seed)
     letters = string.ascii_letters + string.digits + " "

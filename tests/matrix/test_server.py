@@ -38,8 +38,8 @@ def test_character_split_at_every_position(servers, server) -> None:
     assert_same_bytes(actual, expected)
 
 
-# Each size repeats through a stream so that every offset of a fast path's word (8 bytes in Java and C#, 64 in
-# Rust) meets the end of a read; sizes around 8, 16 and 64 and odd ones.
+# Sizes around 8, 16 and 64 and odd ones. The small ones repeat 300 times, so that every offset of a fast path's
+# word (8 bytes in Java and C#, 64 in Rust) meets the end of a read; the large ones, a few dozen times.
 READ_SIZES = [2, 3, 5, 7, 8, 9, 11, 16, 17, 23, 31, 63, 64, 65, 127, 1021, 4099]
 READS_PER_SIZE = 300
 LOCKSTEP_MAX_BYTES = 65536
@@ -49,7 +49,8 @@ LOCKSTEP_MAX_BYTES = 65536
 @pytest.mark.parametrize("read_size", READ_SIZES)
 def test_reads_of_one_size_in_lockstep(servers, server, read_size) -> None:
     """Writes of `read_size` bytes, each sent only once everything the last one owes (D-2) has arrived, so the
-    server reads them one by one: exactly, on loopback, where a write of up to 64 KiB is one segment. (A write
+    server reads them one by one: exactly, on loopback, where a write of up to 64 KiB is one segment, as long as
+    the server's read buffer holds a whole write. (A write
     that owes nothing, being all a held-back prefix, may be read with the next.) Random segmentation meets such
     boundaries only by chance: a 3-byte character ending exactly at the end of a 17-byte read broke a draft of
     Java's word loop."""

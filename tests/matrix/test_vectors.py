@@ -40,7 +40,7 @@ def test_transducer_alone(backend, implementation, vector) -> None:
     assert result.returncode == 0, result.stderr
 
 
-# Around the fast paths' words: Java's from reads of 11 bytes on, C#'s 8-byte words, Rust's 64-byte blocks.
+# Around the fast paths' words: Java's from reads of 10 bytes on, C#'s 8-byte words, Rust's 64-byte blocks.
 TRANSDUCER_READ_SIZES = [11, 17, 24, 65, 127]
 DENSE_STREAM_BYTES = 256 * 1024  # about 15,000 reads of 17 bytes: rare alignments occur many times
 
