@@ -50,10 +50,9 @@ LOCKSTEP_MAX_BYTES = 65536
 def test_reads_of_one_size_in_lockstep(servers, server, read_size) -> None:
     """Writes of `read_size` bytes, each sent only once everything the last one owes (D-2) has arrived, so the
     server reads them one by one: exactly, on loopback, where a write of up to 64 KiB is one segment, as long as
-    the server's read buffer holds a whole write. (A write
-    that owes nothing, being all a held-back prefix, may be read with the next.) Random segmentation meets such
-    boundaries only by chance: a 3-byte character ending exactly at the end of a 17-byte read broke a draft of
-    Java's word loop."""
+    the server's read buffer holds a whole write. (A write that owes nothing, being all a held-back prefix, may
+    be read with the next.) Random segmentation meets such boundaries only by chance: a 3-byte character ending
+    exactly at the end of a 17-byte read broke a draft of Java's word loop."""
     data = dense_stream(min(read_size * READS_PER_SIZE, LOCKSTEP_MAX_BYTES), seed=read_size)
     *owed, tail = owed_after_each_read(data, read_size)
     talk = Conversation(servers.get(server).address)
