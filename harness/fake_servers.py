@@ -21,6 +21,8 @@ class FakeServer:
         self.script = script
         self.received = bytearray()
         self.finished = threading.Event()  # the test is over: scripts that hold a connection let go
+        self.input_ended = threading.Event()  # record_how_input_ends saw the client's FIN or RST ...
+        self.input_ending = ""  # ... and which: "FIN" or "RST"
         self.listener = socket.create_server((host, 0))
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
@@ -64,6 +66,18 @@ def record_then_reply(reply: bytes) -> Script:
         sock.sendall(reply)
 
     return script
+
+
+def record_how_input_ends(sock: socket.socket, server: FakeServer) -> None:
+    """Read until the client half-closes or resets, record which, and answer "OK\n" to a half-close."""
+    try:
+        server.read_until_eof(sock)
+        server.input_ending = "FIN"
+        sock.sendall(b"OK\n")
+    except ConnectionResetError:
+        server.input_ending = "RST"
+    finally:
+        server.input_ended.set()
 
 
 def echo_unchanged(sock: socket.socket, server: FakeServer) -> None:

@@ -28,7 +28,7 @@ namespace UpperEcho
     static class ExitCode
     {
         public const int Ok = 0;
-        public const int Failure = 1;         // cannot listen (S-9), cannot write stdout
+        public const int Failure = 1;         // cannot listen (S-9), write stdout, read stdin (C-8)
         public const int Usage = 2;
         public const int CannotConnect = 3;   // C-6
         public const int ConnectionBroke = 4; // C-6

@@ -58,6 +58,7 @@ namespace UpperEcho
         bool endRead;                    // the receiver has read end of stream
         bool sending;                    // the sender is inside Socket.Send
         SocketException brokenBySend;    // a send failed before endRead, or with a reset
+        volatile string stdinFailure;    // C-8: why stdin could not be read, or null
 
         Client(Socket socket, double timeout)
         {
@@ -154,6 +155,7 @@ namespace UpperEcho
 
         void SendAll(byte[] payload)
         {
+            bool inputFailed = false;
             try
             {
                 if (payload != null)
@@ -164,9 +166,16 @@ namespace UpperEcho
                 {
                     var buffer = new byte[Chunk];
                     int r, errno;
-                    // A failed stdin read ends the input like EOF.
                     while ((r = Out.ReadStdin(buffer, buffer.Length, out errno)) > 0)
                         if (!SendBytes(buffer, r)) break;
+                    if (r < 0)
+                    {
+                        // C-8: not the end of input. No half-close, and the close is a reset, so the server
+                        // cannot take what it got for the whole input; the receiver reports it.
+                        inputFailed = true;
+                        socket.LingerState = new LingerOption(true, 0);
+                        stdinFailure = Posix.Strerror(errno);
+                    }
                 }
             }
             catch (Exception)
@@ -175,8 +184,11 @@ namespace UpperEcho
             }
             finally
             {
-                try { socket.Shutdown(SocketShutdown.Send); } catch (Exception) { }
-                Interlocked.Exchange(ref halfClosedAtTicks, clock.ElapsedTicks);
+                if (!inputFailed)
+                {
+                    try { socket.Shutdown(SocketShutdown.Send); } catch (Exception) { }
+                    Interlocked.Exchange(ref halfClosedAtTicks, clock.ElapsedTicks);
+                }
             }
         }
 
@@ -262,6 +274,12 @@ namespace UpperEcho
             long lastDataTicks = 0;
             while (true)
             {
+                string inputFailure = stdinFailure;
+                if (inputFailure != null)
+                {
+                    Out.Error("cannot read stdin: " + inputFailure);
+                    return ExitCode.Failure;
+                }
                 long halfClosed = Interlocked.Read(ref halfClosedAtTicks);
                 int waitMicros;
                 if (halfClosed < 0)

@@ -18,6 +18,24 @@ from ..registry import Implementation
 START_TIMEOUT = 30.0  # seconds a server has to print its readiness line (S-8)
 # Every implementation runs under a UTF-8 C locale unless a test asks for another (the Turkish case, T-5).
 BASE_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
+# Standard streams a test can give a command instead of pipes (Backend.run's `redirect`), as sh redirections.
+REDIRECTS = {
+    ">/dev/full",  # stdout where every write fails (X-6)
+    "</",  # stdin a directory: every read fails (C-8)
+    "<&-",  # stdin not open (X-7)
+    ">&-",  # stdout not open (X-7)
+}
+
+
+def redirected(command: list[str], redirect: str | None) -> list[str]:
+    """`command` exec'ed by sh with `redirect` (one of REDIRECTS) applied; every image has a POSIX sh."""
+    if redirect is None:
+        return command
+    if redirect not in REDIRECTS:
+        raise ValueError(f"unknown redirect {redirect!r}: one of {sorted(REDIRECTS)}")
+    return ["sh", "-c", f'exec "$@" {redirect}', "sh", *command]
+
+
 _LISTENING = re.compile(rb"^listening on (\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)\n$")
 
 
@@ -155,9 +173,9 @@ class Backend(Protocol):
         env: dict[str, str] | None = None,
         timeout: float = 120.0,
         beside: ServerHandle | None = None,
-        stdout_to_full: bool = False,
+        redirect: str | None = None,
     ) -> Completed:
         """Run `upper-echo ARGS` to completion with `stdin` (bytes, or a file for big inputs), BASE_ENV plus
-        `env`. `beside` a server: where that server's loopback is reachable. `stdout_to_full`: its stdout is
-        /dev/full, where every write fails (X-6), and Completed.stdout is empty. Raises TimeoutError (or
-        subprocess.TimeoutExpired) past `timeout`."""
+        `env`. `beside` a server: where that server's loopback is reachable. `redirect`: one of REDIRECTS, a
+        redirection that sh applies as it execs the command (`>/dev/full`: every write to stdout fails, and
+        Completed.stdout is empty). Raises TimeoutError (or subprocess.TimeoutExpired) past `timeout`."""

@@ -36,6 +36,7 @@ from .base import (
     parse_cpu_seconds,
     parse_memory,
     parse_ready_line,
+    redirected,
 )
 
 SESSION_LABEL = "upper-echo.session"
@@ -297,7 +298,7 @@ class DockerBackend:
         env: dict[str, str] | None = None,
         timeout: float = 120.0,
         beside: ServerContainer | None = None,
-        stdout_to_full: bool = False,
+        redirect: str | None = None,
     ) -> Completed:
         """`upper-echo ARGS < stdin` in the implementation's standing client container, through its exec agent
         (a fraction of the cost of a docker exec), or, `beside` a server, `docker exec -i` in that server's
@@ -306,9 +307,7 @@ class DockerBackend:
         if beside is not None and beside.container.attrs["Config"]["Image"] != implementation.image:
             raise ValueError(f"{implementation.image} cannot run beside a {beside.container.attrs['Config']['Image']}")
         api = self.docker.api
-        command = [*self._entrypoint(implementation), *args]
-        if stdout_to_full:  # every image is Debian-based: its sh redirects stdout to a device where writes fail
-            command = ["sh", "-c", 'exec "$@" >/dev/full', "sh", *command]
+        command = redirected([*self._entrypoint(implementation), *args], redirect)
         environment = {**BASE_ENV, **(env or {})}
         if beside is None:
             client = self._client_container(implementation)

@@ -22,6 +22,7 @@ from .base import (
     parse_cpu_seconds,
     parse_memory,
     parse_ready_line,
+    redirected,
 )
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -163,18 +164,17 @@ class LocalBackend:
         env: dict[str, str] | None = None,
         timeout: float = 120.0,
         beside: ServerProcess | None = None,
-        stdout_to_full: bool = False,
+        redirect: str | None = None,
     ) -> Completed:
         """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory).
 
         `beside` runs it where it sees that server's loopback; for local processes that is everywhere.
         """
-        argv = [*implementation.command, *args]
+        argv = redirected([*implementation.command, *args], redirect)
         with contextlib.ExitStack() as files:
             source = files.enter_context(stdin.open("rb")) if isinstance(stdin, Path) else subprocess.PIPE
-            sink = files.enter_context(open("/dev/full", "wb")) if stdout_to_full else subprocess.PIPE
             with subprocess.Popen(
-                argv, stdin=source, stdout=sink, stderr=subprocess.PIPE, env=self.environment(env)
+                argv, stdin=source, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.environment(env)
             ) as process:
                 try:
                     out, err = process.communicate(None if isinstance(stdin, Path) else stdin, timeout=timeout)

@@ -13,7 +13,7 @@ import socket
 import sys
 from collections import namedtuple
 
-from .failures import Failure, StdoutFailed, UsageError
+from .failures import Failure, StdinFailed, StdoutFailed, UsageError
 
 EXIT_OK = 0
 
@@ -229,9 +229,17 @@ def run_transform(chunk_size: int) -> None:
     from .transducer import UppercaseTransducer
 
     transducer = UppercaseTransducer()
-    while chunk := os.read(STDIN_FILENO, chunk_size):
+    while chunk := read_stdin(chunk_size):
         write_stdout(transducer.feed(chunk))
     write_stdout(transducer.flush())
+
+
+def read_stdin(size: int) -> bytes:
+    """At most `size` bytes of stdin; a failed read is StdinFailed, never the end of input (C-8)."""
+    try:
+        return os.read(STDIN_FILENO, size)
+    except OSError as failure:
+        raise StdinFailed(f"cannot read stdin: {failure.strerror or failure}") from None
 
 
 def run(args: argparse.Namespace) -> None:

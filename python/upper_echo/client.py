@@ -12,10 +12,11 @@ import contextlib
 import os
 import select
 import socket
+import struct
 from collections import namedtuple
 from collections.abc import Callable
 
-from .failures import CannotConnect, ConnectionBroke
+from .failures import CannotConnect, ConnectionBroke, StdinFailed
 
 CHUNK = 64 * 1024
 
@@ -89,7 +90,11 @@ def exchange(
             except OSError as failure:  # C-7: a reset (or broken pipe) seen while sending counts too
                 raise ConnectionBroke(f"connection broke: {failure.strerror or failure}") from None
         elif stdin in readable:
-            pending = memoryview(os.read(stdin, CHUNK))
+            try:
+                pending = memoryview(os.read(stdin, CHUNK))
+            except OSError as failure:  # C-8: not the end of input; the reset tells the server so
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                raise StdinFailed(f"cannot read stdin: {failure.strerror or failure}") from None
             reading_stdin = bool(pending)
 
 

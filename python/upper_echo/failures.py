@@ -1,4 +1,4 @@
-"""Every way a command fails, one class per exit code (spec X-1, X-6, S-9, C-6).
+"""Every way a command fails, and its exit code (spec X-1, X-6, S-9, C-6, C-8).
 
 A module of its own so that cli.py can catch them all while importing only the command it runs: a client does not
 load asyncio, which costs a quarter of its start-up.
@@ -15,6 +15,12 @@ class Failure(Exception):
 
 class StdoutFailed(Failure):
     """Writing to stdout failed (X-6)."""
+
+    exit_code = 1
+
+
+class StdinFailed(Failure):
+    """Reading stdin failed: the client and transform never take that for end of input (C-8, X-6)."""
 
     exit_code = 1
 

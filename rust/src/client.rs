@@ -26,6 +26,8 @@ pub enum Failure {
     Broke(String),
     /// stdout failed: exit 1.
     Stdout(String),
+    /// stdin could not be read (C-8), and the connection was reset: exit 1.
+    Stdin(String),
 }
 
 fn connect(options: &ClientOptions) -> Result<TcpStream, Failure> {
@@ -114,9 +116,11 @@ pub fn run(options: &ClientOptions, write: &mut dyn FnMut(&[u8]) -> io::Result<(
                     reading_stdin = count > 0;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => pending.clear(),
-                Err(_) => {
-                    pending.clear(); // an unreadable stdin ends the input
-                    reading_stdin = false;
+                Err(e) => {
+                    // C-8: not the end of input. The stream closes with a reset, never a half-close, so the
+                    // server cannot take what it got for the whole input.
+                    let _ = quirks::set_linger_zero(stream.as_raw_fd());
+                    return Err(Failure::Stdin(format!("cannot read stdin: {}", describe(&e))));
                 }
             }
             pending_from = 0;

@@ -94,7 +94,7 @@ fn run(command: Command) -> i32 {
         },
         Command::Client(options) => match client::run(&options, &mut write_stdout) {
             Ok(()) => EXIT_OK,
-            Err(client::Failure::Stdout(message)) => {
+            Err(client::Failure::Stdout(message)) | Err(client::Failure::Stdin(message)) => {
                 error(&message);
                 EXIT_FAILURE
             }

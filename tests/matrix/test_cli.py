@@ -214,17 +214,27 @@ def test_pinned_row(backend, implementation, dedicated_server, case) -> None:
     assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
 
 
-@pytest.mark.clause("X-6", "C-6", "S-9")
+@pytest.mark.clause("X-6", "X-7", "C-6", "S-9")
+@pytest.mark.parametrize("redirect", [">/dev/full", ">&-"], ids=["stdout-full", "stdout-not-open"])
 @pytest.mark.parametrize("command", ["client", "server", "transform"])
-def test_stdout_write_failure_exits_1_with_one_error_line(backend, implementation, command) -> None:
+def test_stdout_write_failure_exits_1_with_one_error_line(backend, implementation, command, redirect) -> None:
     with FakeServer(backend.harness_host, echo_unchanged) as fake:
         args = {
             "client": ["client", "--host", backend.harness_host, "--port", str(fake.port), "hello"],
             "server": ["server", "--port", "0"],  # the readiness line is its first write
             "transform": ["transform"],
         }[command]
-        result = backend.run(implementation, *args, stdin=b"hello", stdout_to_full=True, timeout=30)
+        result = backend.run(implementation, *args, stdin=b"hello", redirect=redirect, timeout=30)
     assert result.returncode == 1, f"exit {result.returncode}; stderr {result.stderr!r}"
+    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+
+
+@pytest.mark.clause("X-6", "X-7", "C-8")
+@pytest.mark.parametrize("redirect", ["</", "<&-"], ids=["stdin-a-directory", "stdin-not-open"])
+def test_transform_stdin_read_failure_exits_1_with_one_error_line(backend, implementation, redirect) -> None:
+    result = backend.run(implementation, "transform", redirect=redirect, timeout=30)
+    assert result.returncode == 1, f"exit {result.returncode}; stderr {result.stderr!r}"
+    assert result.stdout == b""
     assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
 
 

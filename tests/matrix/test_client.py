@@ -13,6 +13,7 @@ from harness.fake_servers import (
     FakeServer,
     answer_and_close_early,
     echo_unchanged,
+    record_how_input_ends,
     record_then_reply,
     reset_after_input,
     silent,
@@ -53,6 +54,26 @@ def test_empty_stdin_half_closes_at_once(backend, client) -> None:
         result = run_client(backend, client, fake.port, stdin=b"")
     assert bytes(fake.received) == b""
     assert (result.returncode, result.stdout) == (0, b"nothing to say\n"), result.stderr
+
+
+@pytest.mark.clause("C-8", "C-6", "X-7")
+@pytest.mark.parametrize("redirect", ["</", "<&-"], ids=["stdin-a-directory", "stdin-not-open"])
+def test_stdin_that_cannot_be_read_resets_and_exits_1(backend, client, redirect) -> None:
+    """Never taken for end of input: a half-close would make the server answer a stream that was not the input.
+    (With stdin not open, the JVM and Mono would otherwise read their own jar or assembly as the input.)"""
+    with FakeServer(backend.harness_host, record_how_input_ends) as fake:
+        result = run_client(backend, client, fake.port, redirect=redirect)
+        assert fake.input_ended.wait(10), "the client neither half-closed nor reset the connection"
+    assert_error_line(result, 1)
+    assert (fake.input_ending, bytes(fake.received), result.stdout) == ("RST", b"", b"")
+
+
+@pytest.mark.clause("C-8", "C-2")
+def test_messages_do_not_read_stdin(backend, client) -> None:
+    with FakeServer(backend.harness_host, record_then_reply(b"OK\n")) as fake:
+        result = run_client(backend, client, fake.port, "hi", redirect="</")
+    assert bytes(fake.received) == b"hi\n"
+    assert (result.returncode, result.stdout) == (0, b"OK\n"), result.stderr
 
 
 @pytest.mark.clause("C-4")

@@ -26,7 +26,7 @@ import java.util.Map;
  */
 public final class Cli {
     static final int EXIT_OK = 0;
-    static final int EXIT_FAILURE = 1; // S-9 cannot listen; X-6 cannot write to stdout
+    static final int EXIT_FAILURE = 1; // S-9 cannot listen; X-6 cannot write to stdout; C-8 cannot read stdin
     static final int EXIT_USAGE = 2;
 
     /** Raw stdout: bytes go out unchanged and unbuffered (C-4); a failed write throws. */

@@ -125,6 +125,7 @@ final class Client {
      * exit 4). Returns the exit status otherwise.
      */
     private int exchange(Selector selector, byte[] messages) throws IOException {
+        StdinCopier copier = null;
         Pipe.SourceChannel stdin = null;
         try {
             SelectionKey socketKey = channel.register(selector, SelectionKey.OP_READ);
@@ -135,7 +136,8 @@ final class Client {
                 outgoing = ByteBuffer.wrap(messages);
                 inputDone = true;
             } else {
-                stdin = copyStdinToPipe();
+                copier = StdinCopier.launch();
+                stdin = copier.source;
                 stdin.configureBlocking(false);
                 stdinKey = stdin.register(selector, SelectionKey.OP_READ);
                 outgoing = ByteBuffer.allocate(CHUNK).flip();
@@ -185,6 +187,13 @@ final class Client {
                     outgoing.clear();
                     inputDone = stdin.read(outgoing) < 0;
                     outgoing.flip();
+                    if (inputDone && copier.failure != null) {
+                        // C-8: not the end of input. Reset rather than half-close, so the server cannot
+                        // take what it got for the whole input.
+                        channel.setOption(StandardSocketOptions.SO_LINGER, 0);
+                        Cli.error("cannot read stdin: " + copier.failure);
+                        return Cli.EXIT_FAILURE;
+                    }
                 }
             }
         } finally {
@@ -194,22 +203,27 @@ final class Client {
         }
     }
 
-    /** A daemon thread copies stdin into a pipe; its readable end is returned. stdin's end (or error) closes it. */
-    private static Pipe.SourceChannel copyStdinToPipe() throws IOException {
-        Pipe pipe = Pipe.open();
-        Thread copier = new StdinCopier(pipe.sink());
-        copier.setDaemon(true);
-        copier.start();
-        return pipe.source();
-    }
-
-    /** The copier of copyStdinToPipe: a class rather than a lambda, whose bootstrap costs a client start. */
+    /**
+     * A daemon thread that copies stdin into a pipe, whose readable end is `source`; stdin's end or a failed
+     * read closes the pipe, and a failed read is in `failure` before it does. A class rather than a lambda,
+     * whose bootstrap costs a client start.
+     */
     private static final class StdinCopier extends Thread {
+        final Pipe.SourceChannel source;
         private final Pipe.SinkChannel sink;
+        volatile String failure; // why stdin could not be read (C-8), or null
 
-        StdinCopier(Pipe.SinkChannel sink) {
+        private StdinCopier(Pipe pipe) {
             super("stdin");
-            this.sink = sink;
+            this.source = pipe.source();
+            this.sink = pipe.sink();
+        }
+
+        static StdinCopier launch() throws IOException {
+            StdinCopier copier = new StdinCopier(Pipe.open());
+            copier.setDaemon(true);
+            copier.start();
+            return copier;
         }
 
         @Override
@@ -217,15 +231,24 @@ final class Client {
             try (sink) {
                 InputStream in = new FileInputStream(FileDescriptor.in);
                 byte[] buffer = new byte[CHUNK];
-                int n;
-                while ((n = in.read(buffer)) >= 0) {
+                while (true) {
+                    int n;
+                    try {
+                        n = in.read(buffer);
+                    } catch (IOException e) {
+                        failure = e.getMessage(); // set before the pipe closes: the client reads it at the pipe's end
+                        return;
+                    }
+                    if (n < 0) {
+                        return;
+                    }
                     ByteBuffer chunk = ByteBuffer.wrap(buffer, 0, n);
                     while (chunk.hasRemaining()) {
                         sink.write(chunk);
                     }
                 }
             } catch (IOException e) {
-                // stdin cannot be read (or the client is done): that is the end of the input
+                // the client is done and closed the pipe
             }
         }
     }
