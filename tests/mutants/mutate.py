@@ -179,6 +179,34 @@ def exit0_on_reset() -> None:
 
 
 @mutant
+def stdin_error_as_eof() -> None:
+    """The classic stdin copier: a thread copies stdin into a pipe and closes it at the end of input and at a
+    failed read alike, so an unreadable stdin is sent as an empty input: a half-close and exit 0 (C-8)."""
+    import os
+    import threading
+
+    original = client.exchange
+
+    def exchange(sock, timeout, outgoing, stdin, write):
+        if outgoing is not None:
+            return original(sock, timeout, outgoing, stdin, write)
+        source, sink = os.pipe()
+
+        def copy() -> None:
+            with os.fdopen(sink, "wb") as pipe:
+                try:
+                    while data := os.read(stdin, 65536):
+                        pipe.write(data)
+                except OSError:
+                    pass  # "the end of the input", as far as this copier can tell
+
+        threading.Thread(target=copy, daemon=True).start()
+        return original(sock, timeout, outgoing, source, write)
+
+    client.exchange = exchange
+
+
+@mutant
 def swallow_send_reset() -> None:
     """The classic two-thread client: a sender thread that swallows send errors ("the receiver decides") and
     a receiver that may then read a plain end of stream after a reset (C-6, C-7)."""
