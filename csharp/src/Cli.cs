@@ -305,7 +305,7 @@ namespace UpperEcho
         const string ClientUsage =
             "usage: upper-echo client [-h] [--host HOST] [--port PORT] [--timeout S] [--] [MESSAGE ...]\n\n" +
             "Send each MESSAGE plus LF (or stdin when none), half-close, and copy the server's bytes to stdout.\n" +
-            "Exit 0 ok, 1 cannot write stdout, 2 usage error, 3 cannot connect, 4 connection broke.\n\n" +
+            "Exit 0 ok, 1 cannot write stdout or read stdin, 2 usage error, 3 cannot connect, 4 connection broke.\n\n" +
             "options:\n" +
             "  --host HOST  server address or name (default: 127.0.0.1)\n" +
             "  --port PORT  server port, 1-65535 (default: 7007)\n" +

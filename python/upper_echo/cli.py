@@ -69,7 +69,8 @@ COMMANDS = {
         operands=True,
         help="send MESSAGEs or stdin, print the reply",
         description="Send each MESSAGE plus LF (or stdin when none), half-close, and copy the server's bytes to "
-                    "stdout. Exit 0 ok, 1 cannot write to stdout, 3 cannot connect, 4 connection broke.",
+                    "stdout. Exit 0 ok, 1 cannot write to stdout or read stdin, 3 cannot connect, 4 connection "
+                    "broke.",
     ),
     "transform": Command(
         (

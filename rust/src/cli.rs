@@ -66,7 +66,7 @@ const COMMANDS: &[CommandSpec] = &[
         ],
         operands: true,
         summary: "send each MESSAGE plus LF (or stdin when none), half-close, copy the reply to stdout; \
-                  exit 0 ok, 1 cannot write to stdout, 3 cannot connect, 4 connection broke",
+                  exit 0 ok, 1 cannot write to stdout or read stdin, 3 cannot connect, 4 connection broke",
     },
     CommandSpec {
         name: "transform",
