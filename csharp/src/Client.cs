@@ -173,7 +173,7 @@ namespace UpperEcho
                         // C-8: not the end of input. No half-close, and the close is a reset, so the server
                         // cannot take what it got for the whole input; the receiver reports it.
                         inputFailed = true;
-                        socket.LingerState = new LingerOption(true, 0);
+                        try { socket.LingerState = new LingerOption(true, 0); } catch (Exception) { }
                         stdinFailure = Posix.Strerror(errno);
                     }
                 }

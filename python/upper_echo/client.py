@@ -93,7 +93,8 @@ def exchange(
             try:
                 pending = memoryview(os.read(stdin, CHUNK))
             except OSError as failure:  # C-8: not the end of input; the reset tells the server so
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 raise StdinFailed(f"cannot read stdin: {failure.strerror or failure}") from None
             reading_stdin = bool(pending)
 

@@ -236,7 +236,8 @@ final class Client {
                     try {
                         n = in.read(buffer);
                     } catch (IOException e) {
-                        failure = e.getMessage(); // set before the pipe closes: the client reads it at the pipe's end
+                        // set before the pipe closes: the client reads it at the pipe's end
+                        failure = e.getMessage() != null ? e.getMessage() : e.toString();
                         return;
                     }
                     if (n < 0) {
