@@ -25,15 +25,23 @@ REDIRECTS = {
     "<&-",  # stdin not open (X-7)
     ">&-",  # stdout not open (X-7)
 }
+# Signals a test can have sent to a command a while after it starts (Backend.run's `signal_after`, C-9).
+SIGNALS = {"INT", "TERM", "HUP"}
+SIGNAL_DELAY = 1  # seconds: a client has started by then; one that has not dies of the signal all the same
 
 
-def redirected(command: list[str], redirect: str | None) -> list[str]:
-    """`command` exec'ed by sh with `redirect` (one of REDIRECTS) applied; every image has a POSIX sh."""
-    if redirect is None:
+def wrapped(command: list[str], redirect: str | None = None, signal_after: str | None = None) -> list[str]:
+    """`command` exec'ed by sh with `redirect` (one of REDIRECTS) applied and, with `signal_after` (one of
+    SIGNALS), that signal sent to it SIGNAL_DELAY seconds later by a background subshell (`$$` there is the
+    shell that became the command). Every image has a POSIX sh."""
+    if redirect is None and signal_after is None:
         return command
-    if redirect not in REDIRECTS:
+    if redirect is not None and redirect not in REDIRECTS:
         raise ValueError(f"unknown redirect {redirect!r}: one of {sorted(REDIRECTS)}")
-    return ["sh", "-c", f'exec "$@" {redirect}', "sh", *command]
+    if signal_after is not None and signal_after not in SIGNALS:
+        raise ValueError(f"unknown signal {signal_after!r}: one of {sorted(SIGNALS)}")
+    killer = f"(sleep {SIGNAL_DELAY}; kill -{signal_after} $$) >/dev/null 2>&1 & " if signal_after else ""
+    return ["sh", "-c", f'{killer}exec "$@" {redirect or ""}', "sh", *command]
 
 
 _LISTENING = re.compile(rb"^listening on (\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)\n$")
@@ -174,8 +182,10 @@ class Backend(Protocol):
         timeout: float = 120.0,
         beside: ServerHandle | None = None,
         redirect: str | None = None,
+        signal_after: str | None = None,
     ) -> Completed:
         """Run `upper-echo ARGS` to completion with `stdin` (bytes, or a file for big inputs), BASE_ENV plus
-        `env`. `beside` a server: where that server's loopback is reachable. `redirect`: one of REDIRECTS, a
-        redirection that sh applies as it execs the command (`>/dev/full`: every write to stdout fails, and
-        Completed.stdout is empty). Raises TimeoutError (or subprocess.TimeoutExpired) past `timeout`."""
+        `env`. `beside` a server: where that server's loopback is reachable. `redirect` and `signal_after`:
+        see wrapped() (`>/dev/full`: every write to stdout fails, and Completed.stdout is empty). A command
+        killed by a signal returns 128 + its number in the docker backend and minus it in the local one.
+        Raises TimeoutError (or subprocess.TimeoutExpired) past `timeout`."""

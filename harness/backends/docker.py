@@ -36,7 +36,7 @@ from .base import (
     parse_cpu_seconds,
     parse_memory,
     parse_ready_line,
-    redirected,
+    wrapped,
 )
 
 SESSION_LABEL = "upper-echo.session"
@@ -299,6 +299,7 @@ class DockerBackend:
         timeout: float = 120.0,
         beside: ServerContainer | None = None,
         redirect: str | None = None,
+        signal_after: str | None = None,
     ) -> Completed:
         """`upper-echo ARGS < stdin` in the implementation's standing client container, through its exec agent
         (a fraction of the cost of a docker exec), or, `beside` a server, `docker exec -i` in that server's
@@ -307,7 +308,7 @@ class DockerBackend:
         if beside is not None and beside.container.attrs["Config"]["Image"] != implementation.image:
             raise ValueError(f"{implementation.image} cannot run beside a {beside.container.attrs['Config']['Image']}")
         api = self.docker.api
-        command = redirected([*self._entrypoint(implementation), *args], redirect)
+        command = wrapped([*self._entrypoint(implementation), *args], redirect, signal_after)
         environment = {**BASE_ENV, **(env or {})}
         if beside is None:
             client = self._client_container(implementation)

@@ -22,7 +22,7 @@ from .base import (
     parse_cpu_seconds,
     parse_memory,
     parse_ready_line,
-    redirected,
+    wrapped,
 )
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -165,12 +165,13 @@ class LocalBackend:
         timeout: float = 120.0,
         beside: ServerProcess | None = None,
         redirect: str | None = None,
+        signal_after: str | None = None,
     ) -> Completed:
         """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory).
 
         `beside` runs it where it sees that server's loopback; for local processes that is everywhere.
         """
-        argv = redirected([*implementation.command, *args], redirect)
+        argv = wrapped([*implementation.command, *args], redirect, signal_after)
         with contextlib.ExitStack() as files:
             source = files.enter_context(stdin.open("rb")) if isinstance(stdin, Path) else subprocess.PIPE
             with subprocess.Popen(

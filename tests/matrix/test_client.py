@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import signal
 import socket
 import time
 
@@ -74,6 +75,21 @@ def test_messages_do_not_read_stdin(backend, client) -> None:
         result = run_client(backend, client, fake.port, "hi", redirect="</")
     assert bytes(fake.received) == b"hi\n"
     assert (result.returncode, result.stdout) == (0, b"OK\n"), result.stderr
+
+
+@pytest.mark.clause("C-9")
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["INT", "TERM", "HUP"])
+def test_a_signal_ends_the_client_silently_with_its_status(backend, client, signal_name) -> None:
+    """Sent while the client waits for a reply that never comes. Locally the test sees whether the client died
+    of the signal (minus its number) or exited with 128 + its number, as the JVM does unless told not to; the
+    docker backend's agent reports both as 128 + the number."""
+    with FakeServer(backend.harness_host, silent) as fake:
+        result = run_client(backend, client, fake.port, "--timeout", "60", "hello", signal_after=signal_name)
+    number = getattr(signal, f"SIG{signal_name}")
+    expected = 128 + number if backend.name == "docker" else -number
+    assert result.returncode == expected, f"exit {result.returncode}; stderr {result.stderr!r}"
+    assert result.stderr == b""
 
 
 @pytest.mark.clause("C-4")

@@ -207,6 +207,20 @@ def stdin_error_as_eof() -> None:
 
 
 @mutant
+def interrupt_traceback() -> None:
+    """SIGINT stays Python's KeyboardInterrupt: the client dies with a stack trace on stderr (C-9)."""
+    import _signal
+
+    original = client.run_client
+
+    def run_client(*args):
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
+        return original(*args)
+
+    client.run_client = run_client
+
+
+@mutant
 def swallow_send_reset() -> None:
     """The classic two-thread client: a sender thread that swallows send errors ("the receiver decides") and
     a receiver that may then read a plain end of stream after a reset (C-6, C-7)."""
