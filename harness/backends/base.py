@@ -30,18 +30,25 @@ SIGNALS = {"INT", "TERM", "HUP"}
 SIGNAL_DELAY = 1  # seconds: a client has started by then; one that has not dies of the signal all the same
 
 
-def wrapped(command: list[str], redirect: str | None = None, signal_after: str | None = None) -> list[str]:
+def wrapped(
+    command: list[str], redirect: str | None = None, signal_after: str | None = None, signal_ignored: bool = False
+) -> list[str]:
     """`command` exec'ed by sh with `redirect` (one of REDIRECTS) applied and, with `signal_after` (one of
     SIGNALS), that signal sent to it SIGNAL_DELAY seconds later by a background subshell (`$$` there is the
-    shell that became the command). Every image has a POSIX sh."""
+    shell that became the command). The command starts with that signal at its default action, whatever the
+    harness inherited (pytest under nohup ignores SIGHUP), or, `signal_ignored`, ignored. Every image has a
+    POSIX sh and coreutils' env."""
     if redirect is None and signal_after is None:
         return command
     if redirect is not None and redirect not in REDIRECTS:
         raise ValueError(f"unknown redirect {redirect!r}: one of {sorted(REDIRECTS)}")
-    if signal_after is not None and signal_after not in SIGNALS:
+    if signal_after is None:
+        return ["sh", "-c", f'exec "$@" {redirect}', "sh", *command]
+    if signal_after not in SIGNALS:
         raise ValueError(f"unknown signal {signal_after!r}: one of {sorted(SIGNALS)}")
-    killer = f"(sleep {SIGNAL_DELAY}; kill -{signal_after} $$) >/dev/null 2>&1 & " if signal_after else ""
-    return ["sh", "-c", f'{killer}exec "$@" {redirect or ""}', "sh", *command]
+    killer = f"(sleep {SIGNAL_DELAY}; kill -{signal_after} $$) >/dev/null 2>&1 & "
+    disposition = f"trap '' {signal_after}; exec" if signal_ignored else f"exec env --default-signal={signal_after}"
+    return ["sh", "-c", f'{killer}{disposition} "$@" {redirect or ""}', "sh", *command]
 
 
 _LISTENING = re.compile(rb"^listening on (\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)\n$")
@@ -183,9 +190,10 @@ class Backend(Protocol):
         beside: ServerHandle | None = None,
         redirect: str | None = None,
         signal_after: str | None = None,
+        signal_ignored: bool = False,
     ) -> Completed:
         """Run `upper-echo ARGS` to completion with `stdin` (bytes, or a file for big inputs), BASE_ENV plus
-        `env`. `beside` a server: where that server's loopback is reachable. `redirect` and `signal_after`:
-        see wrapped() (`>/dev/full`: every write to stdout fails, and Completed.stdout is empty). A command
-        killed by a signal returns 128 + its number in the docker backend and minus it in the local one.
-        Raises TimeoutError (or subprocess.TimeoutExpired) past `timeout`."""
+        `env`. `beside` a server: where that server's loopback is reachable. `redirect`, `signal_after` and
+        `signal_ignored`: see wrapped() (`>/dev/full`: every write to stdout fails, and Completed.stdout is
+        empty). A command killed by a signal returns 128 + its number in the docker backend and minus it in the
+        local one. Raises TimeoutError (or subprocess.TimeoutExpired) past `timeout`."""

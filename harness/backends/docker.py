@@ -300,6 +300,7 @@ class DockerBackend:
         beside: ServerContainer | None = None,
         redirect: str | None = None,
         signal_after: str | None = None,
+        signal_ignored: bool = False,
     ) -> Completed:
         """`upper-echo ARGS < stdin` in the implementation's standing client container, through its exec agent
         (a fraction of the cost of a docker exec), or, `beside` a server, `docker exec -i` in that server's
@@ -308,7 +309,7 @@ class DockerBackend:
         if beside is not None and beside.container.attrs["Config"]["Image"] != implementation.image:
             raise ValueError(f"{implementation.image} cannot run beside a {beside.container.attrs['Config']['Image']}")
         api = self.docker.api
-        command = wrapped([*self._entrypoint(implementation), *args], redirect, signal_after)
+        command = wrapped([*self._entrypoint(implementation), *args], redirect, signal_after, signal_ignored)
         environment = {**BASE_ENV, **(env or {})}
         if beside is None:
             client = self._client_container(implementation)

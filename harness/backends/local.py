@@ -166,12 +166,13 @@ class LocalBackend:
         beside: ServerProcess | None = None,
         redirect: str | None = None,
         signal_after: str | None = None,
+        signal_ignored: bool = False,
     ) -> Completed:
         """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory).
 
         `beside` runs it where it sees that server's loopback; for local processes that is everywhere.
         """
-        argv = wrapped([*implementation.command, *args], redirect, signal_after)
+        argv = wrapped([*implementation.command, *args], redirect, signal_after, signal_ignored)
         with contextlib.ExitStack() as files:
             source = files.enter_context(stdin.open("rb")) if isinstance(stdin, Path) else subprocess.PIPE
             with subprocess.Popen(

@@ -253,12 +253,8 @@ def run(args: argparse.Namespace) -> None:
             write_stdout,
         )
     elif args.command == "client":
-        import _signal  # not `signal`, whose enums would cost a client start milliseconds
-
         from .client import ClientOptions, run_client
 
-        if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
-            _signal.signal(_signal.SIGINT, _signal.SIG_DFL)  # C-9: die of it, not a KeyboardInterrupt's traceback
         messages = [os.fsencode(message) for message in args.messages]  # the argument's own bytes
         run_client(ClientOptions(args.host, args.port, args.timeout), messages, STDIN_FILENO, write_stdout)
     else:

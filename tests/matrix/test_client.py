@@ -92,6 +92,18 @@ def test_a_signal_ends_the_client_silently_with_its_status(backend, client, sign
     assert result.stderr == b""
 
 
+@pytest.mark.clause("C-9", "C-5")
+@pytest.mark.slow
+def test_a_signal_ignored_at_start_stays_ignored(backend, client) -> None:
+    """SIGINT ignored when the client starts, as for a background job of a script: the client outlives it and
+    ends by its own timeout (exit 4)."""
+    with FakeServer(backend.harness_host, silent) as fake:
+        result = run_client(
+            backend, client, fake.port, "--timeout", "2", "hello", signal_after="INT", signal_ignored=True
+        )
+    assert_error_line(result, 4)
+
+
 @pytest.mark.clause("C-4")
 @pytest.mark.parametrize("locale", ["C", "C.UTF-8"])
 def test_stdout_is_binary_safe(backend, client, locale) -> None:
