@@ -191,9 +191,11 @@ class Backend(Protocol):
         redirect: str | None = None,
         signal_after: str | None = None,
         signal_ignored: bool = False,
+        stdin_stays_open: bool = False,
     ) -> Completed:
         """Run `upper-echo ARGS` to completion with `stdin` (bytes, or a file for big inputs), BASE_ENV plus
         `env`. `beside` a server: where that server's loopback is reachable. `redirect`, `signal_after` and
         `signal_ignored`: see wrapped() (`>/dev/full`: every write to stdout fails, and Completed.stdout is
-        empty). A command killed by a signal returns 128 + its number in the docker backend and minus it in the
-        local one. Raises TimeoutError (or subprocess.TimeoutExpired) past `timeout`."""
+        empty). `stdin_stays_open`: stdin (bytes) never ends, for a command that a signal ends. A command killed
+        by a signal returns 128 + its number in the docker backend and minus it in the local one. Raises
+        TimeoutError (or subprocess.TimeoutExpired) past `timeout`."""

@@ -62,9 +62,10 @@ def demultiplex(raw: socket.socket, streams: dict[int, bytearray]) -> None:
         streams.setdefault(stream, bytearray()).extend(read_exactly(size))
 
 
-def exchange(raw: socket.socket, data: bytes, timeout: float) -> dict[int, bytearray] | None:
-    """Send `data` as a process's stdin, then its end, while reading the framed output until it ends; close the
-    connection. The streams by number, or None when the output did not end within `timeout` seconds."""
+def exchange(raw: socket.socket, data: bytes, timeout: float, end_stdin: bool = True) -> dict[int, bytearray] | None:
+    """Send `data` as a process's stdin, then its end unless not `end_stdin`, while reading the framed output until
+    it ends; close the connection. The streams by number, or None when the output did not end within `timeout`
+    seconds."""
     streams = {STDOUT: bytearray(), STDERR: bytearray()}
     reader = threading.Thread(target=demultiplex, args=(raw, streams), daemon=True)
     reader.start()
@@ -72,7 +73,8 @@ def exchange(raw: socket.socket, data: bytes, timeout: float) -> dict[int, bytea
     def feed() -> None:
         try:
             raw.sendall(data)
-            raw.shutdown(socket.SHUT_WR)  # stdin EOF for the process
+            if end_stdin:
+                raw.shutdown(socket.SHUT_WR)  # stdin EOF for the process
         except OSError:
             pass  # the process exited without reading all of stdin
 
@@ -301,6 +303,7 @@ class DockerBackend:
         redirect: str | None = None,
         signal_after: str | None = None,
         signal_ignored: bool = False,
+        stdin_stays_open: bool = False,
     ) -> Completed:
         """`upper-echo ARGS < stdin` in the implementation's standing client container, through its exec agent
         (a fraction of the cost of a docker exec), or, `beside` a server, `docker exec -i` in that server's
@@ -319,7 +322,7 @@ class DockerBackend:
             container = beside.container
             exec_id = api.exec_create(container.id, command, stdin=True, environment=environment)["Id"]
             raw = api.exec_start(exec_id, socket=True)._sock  # the SDK exposes the hijacked connection only this way
-        streams = exchange(raw, data, timeout)
+        streams = exchange(raw, data, timeout, end_stdin=not stdin_stays_open)
         if streams is None:
             raise TimeoutError(f"{implementation.name} {' '.join(args)} did not finish within {timeout:g} s")
         if beside is None:

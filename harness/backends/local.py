@@ -167,6 +167,7 @@ class LocalBackend:
         redirect: str | None = None,
         signal_after: str | None = None,
         signal_ignored: bool = False,
+        stdin_stays_open: bool = False,
     ) -> Completed:
         """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory).
 
@@ -174,12 +175,20 @@ class LocalBackend:
         """
         argv = wrapped([*implementation.command, *args], redirect, signal_after, signal_ignored)
         with contextlib.ExitStack() as files:
-            source = files.enter_context(stdin.open("rb")) if isinstance(stdin, Path) else subprocess.PIPE
+            if stdin_stays_open:  # a pipe whose writing end the harness holds until the command has ended
+                source, writer = os.pipe()
+                files.callback(os.close, writer)
+                os.write(writer, stdin)  # small: the pipe's buffer takes it at once
+                files.callback(os.close, source)
+            elif isinstance(stdin, Path):
+                source = files.enter_context(stdin.open("rb"))
+            else:
+                source = subprocess.PIPE
             with subprocess.Popen(
                 argv, stdin=source, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.environment(env)
             ) as process:
                 try:
-                    out, err = process.communicate(None if isinstance(stdin, Path) else stdin, timeout=timeout)
+                    out, err = process.communicate(stdin if source == subprocess.PIPE else None, timeout=timeout)
                 except subprocess.TimeoutExpired:
                     process.kill()
                     raise

@@ -1,7 +1,7 @@
 import sys
 
-if sys.argv[1:2] == ["client"]:
-    # C-9: from the first line of ours that runs, SIGINT kills the client instead of raising a KeyboardInterrupt.
+if sys.argv[1:2] in (["client"], ["transform"]):
+    # C-9: from the first line of ours that runs, SIGINT kills the command instead of raising a KeyboardInterrupt.
     # _signal, not signal, whose enums would cost a start milliseconds.
     import _signal
 

@@ -9,6 +9,7 @@ Three kinds of case, each run against every implementation:
 
 from __future__ import annotations
 
+import signal
 import socket
 import tomllib
 from decimal import Decimal
@@ -236,6 +237,20 @@ def test_transform_stdin_read_failure_exits_1_with_one_error_line(backend, imple
     assert result.returncode == 1, f"exit {result.returncode}; stderr {result.stderr!r}"
     assert result.stdout == b""
     assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+
+
+@pytest.mark.clause("C-9")
+@pytest.mark.slow
+@pytest.mark.parametrize("signal_name", ["INT", "TERM", "HUP"])
+def test_a_signal_ends_transform_silently_with_its_status(backend, implementation, signal_name) -> None:
+    """Sent while transform waits for more of a stdin that never ends (as test_client's cells for the client)."""
+    result = backend.run(
+        implementation, "transform", stdin=b"abc", stdin_stays_open=True, signal_after=signal_name, timeout=30
+    )
+    number = getattr(signal, f"SIG{signal_name}")
+    expected = 128 + number if backend.name == "docker" else -number
+    assert result.returncode == expected, f"exit {result.returncode}; stderr {result.stderr!r}"
+    assert result.stderr == b""
 
 
 @pytest.mark.clause("X-3", "C-2")
