@@ -166,6 +166,9 @@ class Backend(Protocol):
     def missing_tools(self, implementation: Implementation) -> list[str]:
         """What this backend lacks to run the implementation (empty: it can run); the test is skipped."""
 
+    def killed_status(self, signal_name: str) -> int:
+        """What run() returns for a command that SIG<signal_name> (one of SIGNALS) killed."""
+
     def build(self, implementation: Implementation) -> None:
         """Make the implementation runnable (bin/build, or its image); idempotent. Raises BuildFailed."""
 
@@ -197,5 +200,5 @@ class Backend(Protocol):
         `env`. `beside` a server: where that server's loopback is reachable. `redirect`, `signal_after` and
         `signal_ignored`: see wrapped() (`>/dev/full`: every write to stdout fails, and Completed.stdout is
         empty). `stdin_stays_open`: stdin (bytes) never ends, for a command that a signal ends. A command killed
-        by a signal returns 128 + its number in the docker backend and minus it in the local one. Raises
-        TimeoutError (or subprocess.TimeoutExpired) past `timeout`."""
+        by a signal returns killed_status(signal_name). Raises TimeoutError (or subprocess.TimeoutExpired) past
+        `timeout`."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
+import signal
 import socket
 import struct
 import threading
@@ -210,6 +211,9 @@ class DockerBackend:
     def missing_tools(self, implementation: Implementation) -> list[str]:
         # the toolchain is in the image; an entry without one cannot run here
         return [] if implementation.image else ["an image (implementations.toml `image`)"]
+
+    def killed_status(self, signal_name: str) -> int:
+        return 128 + getattr(signal, f"SIG{signal_name}")  # as the exec agent, like docker, reports it
 
     def build(self, implementation: Implementation) -> None:
         """Build the image from the implementation's Dockerfile (once per session across workers): with the

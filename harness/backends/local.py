@@ -133,6 +133,9 @@ class LocalBackend:
     def missing_tools(self, implementation: Implementation) -> list[str]:
         return implementation.missing_tools()
 
+    def killed_status(self, signal_name: str) -> int:
+        return -getattr(signal, f"SIG{signal_name}")  # as Popen reports a death by a signal
+
     def build(self, implementation: Implementation) -> None:
         with open(self.lock_dir / f"build-{implementation.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
