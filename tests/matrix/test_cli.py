@@ -9,7 +9,6 @@ Three kinds of case, each run against every implementation:
 
 from __future__ import annotations
 
-import signal
 import socket
 import tomllib
 from decimal import Decimal
@@ -128,8 +127,9 @@ def pinned_cases() -> list:
     return [pytest.param(case, id=_label(case["args"])) for case in CLI_TABLE["cases"]]
 
 
-def assert_usage_error(result) -> None:
-    assert result.returncode == 2, f"exit {result.returncode}; stderr {result.stderr!r}"
+def assert_one_error_line(result, code: int, why: str = "") -> None:
+    """Exit `code`, nothing on stdout, and exactly one `error: ` line on stderr (X-1, X-6, C-6)."""
+    assert result.returncode == code, f"{why}exit {result.returncode}, expected {code}; stderr {result.stderr!r}"
     assert result.stdout == b""
     assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
 
@@ -137,7 +137,7 @@ def assert_usage_error(result) -> None:
 @pytest.mark.clause("X-1", "S-7", "S-9", "C-1", "C-6")
 @pytest.mark.parametrize("args", USAGE_ERRORS.values(), ids=USAGE_ERRORS.keys())
 def test_usage_error_exits_2_with_one_error_line(backend, implementation, args) -> None:
-    assert_usage_error(backend.run(implementation, *args, timeout=30))
+    assert_one_error_line(backend.run(implementation, *args, timeout=30), 2)
 
 
 @pytest.mark.clause("X-1")
@@ -153,7 +153,7 @@ def test_help_goes_to_stdout_and_exits_0(backend, implementation, args, mentions
 @pytest.mark.clause("X-3", "X-4", "X-5")
 @pytest.mark.parametrize("args", rejected_cases())
 def test_table_rejects_malformed_values(backend, implementation, args) -> None:
-    assert_usage_error(backend.run(implementation, *args, timeout=30))
+    assert_one_error_line(backend.run(implementation, *args, timeout=30), 2)
 
 
 @pytest.mark.clause("X-3", "X-4")
@@ -187,8 +187,7 @@ def test_client_accepts_the_port_forms(backend, implementation, spelling) -> Non
             "repeated": ["--port", "1", "--port", port],
         }[spelling]
         result = backend.run(implementation, "client", "--host", backend.harness_host, *flags, "x", timeout=30)
-    assert result.returncode == 3, f"exit {result.returncode}; stderr {result.stderr!r}"
-    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+    assert_one_error_line(result, 3)
 
 
 @pytest.mark.clause("X-3", "X-4", "X-5", "S-8", "S-9", "C-6")
@@ -204,15 +203,13 @@ def test_pinned_row(backend, implementation, dedicated_server, case) -> None:
         return
     result = backend.run(implementation, *case["args"], timeout=30)
     if case["exit"] == 2:
-        assert_usage_error(result)
+        assert_one_error_line(result, 2)
         return
     if case["exit"] == 0:  # --help
         assert (result.returncode, result.stderr) == (0, b""), (case["why"], result.returncode, result.stderr)
         assert f"--{next(iter(COMMANDS[command]['options']))}".encode() in result.stdout, result.stdout
         return
-    assert result.returncode == case["exit"], (case["why"], result.returncode, result.stderr)
-    assert result.stdout == b""
-    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+    assert_one_error_line(result, case["exit"], why=f"{case['why']}: ")
 
 
 @pytest.mark.clause("X-6", "X-7", "C-6", "S-9")
@@ -226,17 +223,13 @@ def test_stdout_write_failure_exits_1_with_one_error_line(backend, implementatio
             "transform": ["transform"],
         }[command]
         result = backend.run(implementation, *args, stdin=b"hello", redirect=redirect, timeout=30)
-    assert result.returncode == 1, f"exit {result.returncode}; stderr {result.stderr!r}"
-    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+    assert_one_error_line(result, 1)
 
 
 @pytest.mark.clause("X-6", "X-7", "C-8")
 @pytest.mark.parametrize("redirect", ["</", "<&-"], ids=["stdin-a-directory", "stdin-not-open"])
 def test_transform_stdin_read_failure_exits_1_with_one_error_line(backend, implementation, redirect) -> None:
-    result = backend.run(implementation, "transform", redirect=redirect, timeout=30)
-    assert result.returncode == 1, f"exit {result.returncode}; stderr {result.stderr!r}"
-    assert result.stdout == b""
-    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+    assert_one_error_line(backend.run(implementation, "transform", redirect=redirect, timeout=30), 1)
 
 
 @pytest.mark.clause("C-9")
@@ -247,8 +240,7 @@ def test_a_signal_ends_transform_silently_with_its_status(backend, implementatio
     result = backend.run(
         implementation, "transform", stdin=b"abc", stdin_stays_open=True, signal_after=signal_name, timeout=30
     )
-    number = getattr(signal, f"SIG{signal_name}")
-    expected = 128 + number if backend.name == "docker" else -number
+    expected = backend.killed_status(signal_name)
     assert result.returncode == expected, f"exit {result.returncode}; stderr {result.stderr!r}"
     assert result.stderr == b""
 
