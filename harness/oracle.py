@@ -111,8 +111,7 @@ def owed_after_each_read(data: bytes, read_size: int) -> list[bytes]:
     (E-1): the held-back tail, unchanged. Joined, they are U(data)."""
     owed, answered = [], 0
     for end in range(read_size, len(data) + read_size, read_size):
-        received = data[:end]
-        cut = answered + owed_length(received[answered:])  # what was answered ends on a sequence boundary
-        owed.append(reference_u(received[answered:cut], pinned_table()))
+        cut = answered + owed_length(data[answered:end])  # what was answered ends on a sequence boundary
+        owed.append(reference_u(data[answered:cut], pinned_table()))
         answered = cut
     return [*owed, data[answered:]]
