@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import select  # no cost at start: socket imports it already
 import socket
 import sys
 from collections import namedtuple
@@ -96,16 +97,25 @@ FLAG_HELP = {
 
 
 def write_stdout(data: bytes) -> None:
-    """Write to file descriptor 1 at once, unbuffered (C-4, S-8); a failed write is StdoutFailed (X-6).
+    """Write to file descriptor 1 at once, unbuffered (C-4, S-8); a failed write is StdoutFailed (X-6), a full
+    non-blocking pipe is waited on (X-8).
 
     Nothing is left in a Python buffer, so nothing fails again (with a traceback) when the interpreter exits.
     """
     view = memoryview(data)
     try:
         while view:
-            view = view[os.write(STDOUT_FILENO, view) :]
+            try:
+                view = view[os.write(STDOUT_FILENO, view) :]  # a partial write on a nearly full pipe: the rest next
+            except BlockingIOError:
+                wait_until_ready(STDOUT_FILENO, writing=True)
     except OSError as failure:
         raise StdoutFailed(f"cannot write to stdout: {failure.strerror or failure}") from None
+
+
+def wait_until_ready(descriptor: int, writing: bool) -> None:
+    """X-8: wait as a blocking read or write would, on a descriptor another process left non-blocking (EAGAIN)."""
+    select.select([] if writing else [descriptor], [descriptor] if writing else [], [])
 
 
 def error(message: str) -> None:
@@ -238,7 +248,11 @@ def run_transform(chunk_size: int) -> None:
 def read_stdin(size: int) -> bytes:
     """At most `size` bytes of stdin; a failed read is StdinFailed, never the end of input (C-8)."""
     try:
-        return os.read(STDIN_FILENO, size)
+        while True:
+            try:
+                return os.read(STDIN_FILENO, size)
+            except BlockingIOError:  # no input yet, not the end of it (X-8)
+                wait_until_ready(STDIN_FILENO, writing=False)
     except OSError as failure:
         raise StdinFailed(f"cannot read stdin: {failure.strerror or failure}") from None
 

@@ -92,6 +92,8 @@ def exchange(
         elif stdin in readable:
             try:
                 pending = memoryview(os.read(stdin, CHUNK))
+            except BlockingIOError:  # a non-blocking stdin that another reader emptied first; select waits
+                continue
             except OSError as failure:  # C-8: not the end of input; the reset tells the server so
                 with contextlib.suppress(OSError):
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
