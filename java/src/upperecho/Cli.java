@@ -3,10 +3,8 @@ package upperecho;
 
 import java.io.ByteArrayOutputStream;
 import java.io.FileDescriptor;
-import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
@@ -22,15 +20,14 @@ import java.util.Map;
  * System.out and System.err are never used: they encode with the platform
  * charset and swallow write errors (checkError), while stdout must carry raw
  * bytes (C-4) and a failed write must exit 1 (X-6). Every byte goes through
- * the raw file descriptors below instead.
+ * the raw file descriptors instead: stdout's and stdin's in Stdio (X-8),
+ * stderr's below.
  */
 public final class Cli {
     static final int EXIT_OK = 0;
     static final int EXIT_FAILURE = 1; // S-9 cannot listen; X-6 cannot write to stdout; C-8 cannot read stdin
     static final int EXIT_USAGE = 2;
 
-    /** Raw stdout: bytes go out unchanged and unbuffered (C-4); a failed write throws. */
-    static final FileOutputStream STDOUT = new FileOutputStream(FileDescriptor.out);
     private static final FileOutputStream STDERR = new FileOutputStream(FileDescriptor.err);
 
     /**
@@ -440,12 +437,11 @@ public final class Cli {
     /** U(stdin) to stdout, fed to the transducer in reads of at most chunkSize bytes. */
     private static int transform(TransformOptions options) {
         Transducer transducer = new Transducer();
-        InputStream in = new FileInputStream(FileDescriptor.in);
         byte[] buffer = new byte[options.chunkSize()];
         int n;
         while (true) {
             try {
-                n = in.read(buffer, 0, buffer.length);
+                n = Stdio.read(buffer, 0, buffer.length);
             } catch (IOException e) {
                 error("cannot read stdin: " + e.getMessage());
                 return EXIT_FAILURE;
@@ -466,10 +462,13 @@ public final class Cli {
         return writeStdout(bytes, bytes.length) ? EXIT_OK : EXIT_FAILURE;
     }
 
-    /** Write to stdout; on failure report it with one error line and return false: the caller exits 1. */
+    /**
+     * Write to stdout, unchanged and unbuffered (C-4); on failure (X-6) report it with one error line and return
+     * false: the caller exits 1.
+     */
     static boolean writeStdout(byte[] bytes, int length) {
         try {
-            STDOUT.write(bytes, 0, length);
+            Stdio.write(bytes, length);
             return true;
         } catch (IOException e) {
             error("cannot write to stdout: " + e.getMessage());

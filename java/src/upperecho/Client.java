@@ -1,10 +1,7 @@
 // The client (spec/PROTOCOL.md section 6): one thread owns the socket, so no reset goes unseen (C-7).
 package upperecho;
 
-import java.io.FileDescriptor;
-import java.io.FileInputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.math.BigDecimal;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -229,12 +226,11 @@ final class Client {
         @Override
         public void run() {
             try (sink) {
-                InputStream in = new FileInputStream(FileDescriptor.in);
                 byte[] buffer = new byte[CHUNK];
                 while (true) {
                     int n;
                     try {
-                        n = in.read(buffer);
+                        n = Stdio.read(buffer, 0, CHUNK);
                     } catch (IOException e) {
                         // set before the pipe closes: the client reads it at the pipe's end
                         failure = e.getMessage() != null ? e.getMessage() : e.toString();
