@@ -101,7 +101,7 @@ namespace UpperEcho
         public const int SOCK_CLOEXEC = 0x80000;
         const int AF_INET = 2, AF_INET6 = 10;
         const int F_OK = 0;
-        const short POLLIN = 1;
+        const short POLLIN = 1, POLLOUT = 4;
         const int SockaddrSize = 128; // sizeof(struct sockaddr_storage)
 
         [StructLayout(LayoutKind.Sequential)]
@@ -186,9 +186,15 @@ namespace UpperEcho
         /// <summary>Waits up to timeoutMs for the descriptor to be readable (or to have an error).</summary>
         public static void WaitReadable(int fd, int timeoutMs)
         {
+            Wait(fd, POLLIN, timeoutMs);
+        }
+
+        /// <summary>Waits up to timeoutMs (-1: for ever) for events on the descriptor, or an error or hang-up.</summary>
+        static void Wait(int fd, short events, int timeoutMs)
+        {
             PollFd p;
             p.Fd = fd;
-            p.Events = POLLIN;
+            p.Events = events;
             p.Revents = 0;
             poll(&p, (UIntPtr)1, timeoutMs);
         }
@@ -215,7 +221,8 @@ namespace UpperEcho
             }
         }
 
-        /// <summary>read(2) of up to count bytes, again after EINTR: bytes read, 0 at end of file, -1 with errno.</summary>
+        /// <summary>read(2) of up to count bytes, again after EINTR: bytes read, 0 at end of file, -1 with errno.
+        /// A non-blocking descriptor is read as if it blocked: EAGAIN waits in poll(2) for input.</summary>
         public static int Read(int fd, byte[] buffer, int count, out int errno)
         {
             fixed (byte* b = buffer)
@@ -224,13 +231,15 @@ namespace UpperEcho
                 {
                     long n = (long)read(fd, b, (UIntPtr)count);
                     errno = n < 0 ? Errno() : 0;
-                    if (errno != EINTR) return (int)n;
+                    if (errno == EAGAIN) Wait(fd, POLLIN, -1);
+                    else if (errno != EINTR) return (int)n;
                 }
             }
         }
 
         /// <summary>write(2) of all of data[0, count), again after EINTR and short writes: 0, or the errno that
-        /// stopped it (SIGPIPE is ignored under Mono: a closed pipe is EPIPE).</summary>
+        /// stopped it (SIGPIPE is ignored under Mono: a closed pipe is EPIPE). A non-blocking descriptor is
+        /// written as if it blocked: EAGAIN waits in poll(2) for room.</summary>
         public static int WriteAll(int fd, byte[] data, int count)
         {
             fixed (byte* b = data)
@@ -245,7 +254,8 @@ namespace UpperEcho
                         continue;
                     }
                     int errno = Errno();
-                    if (errno != EINTR) return errno;
+                    if (errno == EAGAIN) Wait(fd, POLLOUT, -1);
+                    else if (errno != EINTR) return errno;
                 }
                 return 0;
             }
