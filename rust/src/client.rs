@@ -115,7 +115,10 @@ pub fn run(options: &ClientOptions, write: &mut dyn FnMut(&[u8]) -> io::Result<(
                     pending.truncate(count);
                     reading_stdin = count > 0;
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => pending.clear(),
+                // a non-blocking stdin that another reader emptied first is not yet input: poll again.
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => {
+                    pending.clear()
+                }
                 Err(e) => {
                     // C-8: not the end of input. The stream closes with a reset, never a half-close, so the
                     // server cannot take what it got for the whole input.

@@ -32,9 +32,17 @@ pub fn raw_fd(fd: i32) -> ManuallyDrop<File> {
     ManuallyDrop::new(unsafe { File::from_raw_fd(fd) })
 }
 
-/// Write everything to file descriptor 1 at once (C-4, S-8: unbuffered, so already flushed).
-fn write_stdout(data: &[u8]) -> io::Result<()> {
-    raw_fd(1).write_all(data)
+/// Write everything to file descriptor 1 at once (C-4, S-8: unbuffered, so already flushed); a full
+/// non-blocking pipe is waited for, so not write_all, which fails there and loses count of what went.
+fn write_stdout(mut data: &[u8]) -> io::Result<()> {
+    let mut stdout = raw_fd(1);
+    while !data.is_empty() {
+        match quirks::as_blocking(1, quirks::POLLOUT, || stdout.write(data))? {
+            0 => return Err(io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer")),
+            count => data = &data[count..],
+        }
+    }
+    Ok(())
 }
 
 /// One `error: ` line on stderr, whatever the message holds.
@@ -54,10 +62,9 @@ fn transform(chunk_size: usize) -> Result<(), String> {
     let mut stdin = raw_fd(0);
     let stdout_failed = |e: io::Error| format!("cannot write to stdout: {}", server::describe(&e));
     loop {
-        let count = match stdin.read(&mut input) {
+        let count = match quirks::as_blocking(0, quirks::POLLIN, || stdin.read(&mut input)) {
             Ok(0) => break,
             Ok(count) => count,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(format!("cannot read stdin: {}", server::describe(&e))),
         };
         out.clear();

@@ -128,6 +128,25 @@ pub fn poll_fds(fds: &mut [PollFd], timeout_ms: c_int) -> io::Result<usize> {
     check(unsafe { poll(fds.as_mut_ptr(), fds.len() as c_ulong, timeout_ms) }).map(|n| n as usize)
 }
 
+/// one read or write of `fd` (`attempt`) as if `fd` blocked, whatever O_NONBLOCK another process set on
+/// its open file description: "would block" waits in poll(2) for `events` (no busy loop), then tries again, and
+/// so does EINTR. Every other result, errors included, is the caller's.
+pub fn as_blocking<T>(fd: RawFd, events: c_short, mut attempt: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    loop {
+        match attempt() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // Ready, or an error or hang-up that the next attempt reports: either way, try again.
+                match poll_fds(&mut [PollFd { fd, events, revents: 0 }], -1) {
+                    Err(e) if e.kind() != io::ErrorKind::Interrupted => return Err(e),
+                    _ => {}
+                }
+            }
+            result => return result,
+        }
+    }
+}
+
 /// SO_LINGER with a zero timeout: closing the socket then sends a reset (S-2, S-3, S-4).
 pub fn set_linger_zero(fd: RawFd) -> io::Result<()> {
     let value = Linger { onoff: 1, linger: 0 };
