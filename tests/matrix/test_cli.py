@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.bytes_diff import assert_same_bytes
 from harness.fake_servers import FakeServer, echo_unchanged
+from harness.fuzz import dense_stream
+from harness.oracle import expected_u
 
 CLI_TABLE = tomllib.loads((Path(__file__).resolve().parents[2] / "spec" / "cli.toml").read_text(encoding="utf-8"))
 COMMANDS: dict[str, dict] = CLI_TABLE["commands"]
@@ -230,6 +233,18 @@ def test_stdout_write_failure_exits_1_with_one_error_line(backend, implementatio
 @pytest.mark.parametrize("redirect", ["</", "<&-"], ids=["stdin-a-directory", "stdin-not-open"])
 def test_transform_stdin_read_failure_exits_1_with_one_error_line(backend, implementation, redirect) -> None:
     assert_one_error_line(backend.run(implementation, "transform", redirect=redirect, timeout=30), 1)
+
+
+@pytest.mark.clause("X-8", "X-2")
+@pytest.mark.slow
+def test_transform_waits_on_nonblocking_stdin_and_stdout(backend, implementation) -> None:
+    """stdin and stdout are non-blocking pipes, the input late and in two pieces, the output read late: a read
+    that would block comes at the start and mid-input, a write that would block once stdout's pipe is full.
+    (The client's cell is in test_client.py.)"""
+    data = dense_stream(256 * 1024, seed=8)  # 4x a pipe's 64 KiB, characters and broken sequences throughout
+    result = backend.run(implementation, "transform", stdin=data, nonblocking_streams=True, timeout=60)
+    assert (result.returncode, result.stderr) == (0, b""), f"exit {result.returncode}; stderr {result.stderr!r}"
+    assert_same_bytes(result.stdout, expected_u(data))
 
 
 @pytest.mark.clause("C-9")

@@ -124,6 +124,18 @@ def test_64_mib_round_trip_through_stdin_does_not_deadlock(backend, client, tmp_
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.clause("X-8", "C-3")
+@pytest.mark.slow
+def test_nonblocking_stdin_and_stdout_are_waited_on(backend, client) -> None:
+    """stdin and stdout are non-blocking pipes, the input late and in two pieces, the output read late: a read
+    that would block comes at the start and mid-input, a write that would block once stdout's pipe is full."""
+    data = random.Random(8).randbytes(256 * 1024)  # 4x a pipe's 64 KiB
+    with FakeServer(backend.harness_host, echo_unchanged) as fake:
+        result = run_client(backend, client, fake.port, stdin=data, nonblocking_streams=True, timeout=60)
+    assert (result.returncode, result.stderr) == (0, b""), f"exit {result.returncode}; stderr {result.stderr!r}"
+    assert_same_bytes(result.stdout, data)  # the fake server echoes what it received
+
+
 @pytest.mark.clause("C-6")
 def test_connection_refused_exits_3(backend, client) -> None:
     with socket.socket() as reserved:  # bound but not listening: connecting to it is refused
