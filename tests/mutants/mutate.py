@@ -9,6 +9,7 @@ test_mutants.py checks that the matrix catches every one of them.
 
 from __future__ import annotations
 
+import runpy
 import sys
 
 from upper_echo import cli, client, server, transducer
@@ -207,6 +208,19 @@ def stdin_error_as_eof() -> None:
 
 
 @mutant
+def eagain_as_failure() -> None:
+    """A write to stdout that would block (O_NONBLOCK left on a full pipe by another process) is taken for a
+    failure, as cat takes it: one error line, "Resource temporarily unavailable", exit 1 (X-8)."""
+    import errno
+    import os
+
+    def wait_until_ready(descriptor: int, writing: bool) -> None:
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    cli.wait_until_ready = wait_until_ready
+
+
+@mutant
 def interrupt_traceback() -> None:
     """SIGINT stays Python's KeyboardInterrupt: the client dies with a stack trace on stderr (C-9)."""
     import _signal
@@ -390,5 +404,7 @@ def backlog_100() -> None:
 if __name__ == "__main__":
     name, *arguments = sys.argv[1:]
     MUTANTS[name]()
-    sys.argv[0] = "upper-echo"
-    sys.exit(cli.main(arguments))
+    # Then the reference's own start-up, upper_echo/__main__.py (its SIGINT reset among it, C-9), so that a mutant
+    # differs from the reference by its patch alone.
+    sys.argv = ["upper-echo", *arguments]
+    runpy.run_module("upper_echo", run_name="__main__")
