@@ -6,6 +6,7 @@ thread. Scripts get the connected socket and the server (to record what arrived)
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -126,5 +127,20 @@ def answer_and_close_early(reply: bytes) -> Script:
         sock.sendall(reply)
         sock.shutdown(socket.SHUT_WR)
         server.read_until_eof(sock)
+
+    return script
+
+
+def send_then_reset_unread(reply: bytes, delay: float) -> Script:
+    """Send `reply` at once and read nothing, so a client's sends soon block, then reset the connection `delay`
+    seconds after it opened: a client that is still sending meets the reset in a send (C-7)."""
+
+    def script(sock: socket.socket, server: FakeServer) -> None:
+        deadline = time.monotonic() + delay
+        sock.settimeout(delay)
+        with contextlib.suppress(TimeoutError):  # a client that does not read holds part of it back: no matter
+            sock.sendall(reply)
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        reset(sock)
 
     return script

@@ -28,16 +28,31 @@ REDIRECTS = {
 # Signals a test can have sent to a command a while after it starts (Backend.run's `signal_after`, C-9).
 SIGNALS = {"INT", "TERM", "HUP"}
 SIGNAL_DELAY = 1  # seconds: a client has started by then; one that has not dies of the signal all the same
-# X-8: the command's stdin and stdout are pipes made non-blocking (O_NONBLOCK on their shared open file
-# descriptions, set by GNU dd's iflag/oflag before the command starts). Its input arrives late and in two
-# pieces: 3 bytes after 1 s, the rest half a second later, so every read before then would block. Its output
-# is read from 2.5 s on, so a command that writes more than a pipe holds (64 KiB) meets a write that would
-# block. The command's exit status is passed out past the reader (POSIX sh has no pipefail).
-NONBLOCKING_STREAMS = (
-    "{ status=$( { { sleep 1; dd bs=1 count=3 status=none; sleep 0.5; exec cat; } 4>&-"
-    ' | { dd iflag=nonblock oflag=nonblock count=0 status=none && "$@" 4>&- 3>&-; echo $? >&4; }'
-    " | { sleep 2.5; exec cat >&3; } 4>&-; } 4>&1 ); } 3>&1; exit $status"
-)
+
+
+# Standard streams a test can give a command in place of plain pipes (Backend.run's `streams`): name -> the sh
+# script that runs "$@" between its own pipes. The command's stdout reaches the harness through a reader that
+# starts late, so the command's exit status is passed out past it (POSIX sh has no pipefail).
+def _read_late(command: str, seconds: float) -> str:
+    reader = f"{{ sleep {seconds:g}; exec cat >&3; }} 4>&-"
+    command = f"{{ {{ {command}; }} 4>&- 3>&-; echo $? >&4; }}"
+    return f"{{ status=$( {{ {command} | {reader}; }} 4>&1 ); }} 3>&1; exit $status"
+
+
+STREAMS = {
+    # X-8: stdin and stdout made non-blocking (O_NONBLOCK on their shared open file descriptions, by GNU dd's
+    # iflag/oflag). The input arrives late and in two pieces, 3 bytes after 1 s and the rest half a second
+    # later, so every read before then would block; the output is read from 2.5 s on, so a command that writes
+    # more than a pipe holds (64 KiB) meets a write that would block.
+    "nonblocking": _read_late(
+        "{ sleep 1; dd bs=1 count=3 status=none; sleep 0.5; exec cat; } 4>&- | { dd iflag=nonblock oflag=nonblock "
+        'count=0 status=none && "$@"; }',
+        2.5,
+    ),
+    # C-7: stdin as given, stdout read from 2 s on: a client that got more than a pipe holds (64 KiB) is stuck
+    # writing its output meanwhile, however it shares its time between reading, sending and writing.
+    "stdout-read-late": _read_late('"$@"', 2),
+}
 
 
 def wrapped(
@@ -45,17 +60,19 @@ def wrapped(
     redirect: str | None = None,
     signal_after: str | None = None,
     signal_ignored: bool = False,
-    nonblocking_streams: bool = False,
+    streams: str | None = None,
 ) -> list[str]:
     """`command` exec'ed by sh with `redirect` (one of REDIRECTS) applied and, with `signal_after` (one of
     SIGNALS), that signal sent to it SIGNAL_DELAY seconds later by a background subshell (`$$` there is the
     shell that became the command). The command starts with that signal at its default action, whatever the
-    harness inherited (pytest under nohup ignores SIGHUP), or, `signal_ignored`, ignored. `nonblocking_streams`
-    (alone): run by sh between the pipes of NONBLOCKING_STREAMS. Every image has a POSIX sh and coreutils."""
-    if nonblocking_streams:
+    harness inherited (pytest under nohup ignores SIGHUP), or, `signal_ignored`, ignored. `streams` (one of
+    STREAMS, alone): run by sh between that condition's pipes. Every image has a POSIX sh and coreutils."""
+    if streams is not None:
+        if streams not in STREAMS:
+            raise ValueError(f"unknown streams {streams!r}: one of {sorted(STREAMS)}")
         if redirect is not None or signal_after is not None:
-            raise ValueError("nonblocking_streams is a condition of its own: no redirect or signal with it")
-        return ["sh", "-c", NONBLOCKING_STREAMS, "sh", *command]
+            raise ValueError("streams is a condition of its own: no redirect or signal with it")
+        return ["sh", "-c", STREAMS[streams], "sh", *command]
     if redirect is None and signal_after is None:
         return command
     if redirect is not None and redirect not in REDIRECTS:
@@ -213,12 +230,12 @@ class Backend(Protocol):
         signal_after: str | None = None,
         signal_ignored: bool = False,
         stdin_stays_open: bool = False,
-        nonblocking_streams: bool = False,
+        streams: str | None = None,
     ) -> Completed:
         """Run `upper-echo ARGS` to completion with `stdin` (bytes, or a file for big inputs), BASE_ENV plus
         `env`. `beside` a server: where that server's loopback is reachable. `redirect`, `signal_after` and
         `signal_ignored`: see wrapped() (`>/dev/full`: every write to stdout fails, and Completed.stdout is
         empty). `stdin_stays_open`: stdin (bytes) never ends, for a command that a signal ends.
-        `nonblocking_streams`: stdin and stdout are non-blocking pipes, the input comes late and the output is
-        read late (NONBLOCKING_STREAMS, X-8). A command killed by a signal returns killed_status(signal_name).
+        `streams`: stdin and stdout through the pipes of one of STREAMS (non-blocking, read late). A command
+        killed by a signal returns killed_status(signal_name).
         Raises TimeoutError (or subprocess.TimeoutExpired) past `timeout`."""

@@ -308,7 +308,7 @@ class DockerBackend:
         signal_after: str | None = None,
         signal_ignored: bool = False,
         stdin_stays_open: bool = False,
-        nonblocking_streams: bool = False,
+        streams: str | None = None,
     ) -> Completed:
         """`upper-echo ARGS < stdin` in the implementation's standing client container, through its exec agent
         (a fraction of the cost of a docker exec), or, `beside` a server, `docker exec -i` in that server's
@@ -317,9 +317,7 @@ class DockerBackend:
         if beside is not None and beside.container.attrs["Config"]["Image"] != implementation.image:
             raise ValueError(f"{implementation.image} cannot run beside a {beside.container.attrs['Config']['Image']}")
         api = self.docker.api
-        command = wrapped(
-            [*self._entrypoint(implementation), *args], redirect, signal_after, signal_ignored, nonblocking_streams
-        )
+        command = wrapped([*self._entrypoint(implementation), *args], redirect, signal_after, signal_ignored, streams)
         environment = {**BASE_ENV, **(env or {})}
         if beside is None:
             client = self._client_container(implementation)

@@ -171,13 +171,13 @@ class LocalBackend:
         signal_after: str | None = None,
         signal_ignored: bool = False,
         stdin_stays_open: bool = False,
-        nonblocking_streams: bool = False,
+        streams: str | None = None,
     ) -> Completed:
         """Run the CLI to completion; stdin is bytes or a file (for inputs too big to pipe from memory).
 
         `beside` runs it where it sees that server's loopback; for local processes that is everywhere.
         """
-        argv = wrapped([*implementation.command, *args], redirect, signal_after, signal_ignored, nonblocking_streams)
+        argv = wrapped([*implementation.command, *args], redirect, signal_after, signal_ignored, streams)
         with contextlib.ExitStack() as files:
             if stdin_stays_open:  # a pipe whose writing end the harness holds until the command has ended
                 source, writer = os.pipe()

@@ -242,7 +242,7 @@ def test_transform_waits_on_nonblocking_stdin_and_stdout(backend, implementation
     that would block comes at the start and mid-input, a write that would block once stdout's pipe is full.
     (The client's cell is in test_client.py.)"""
     data = dense_stream(256 * 1024, seed=8)  # 4x a pipe's 64 KiB, characters and broken sequences throughout
-    result = backend.run(implementation, "transform", stdin=data, nonblocking_streams=True, timeout=60)
+    result = backend.run(implementation, "transform", stdin=data, streams="nonblocking", timeout=60)
     assert (result.returncode, result.stderr) == (0, b""), f"exit {result.returncode}; stderr {result.stderr!r}"
     assert_same_bytes(result.stdout, expected_u(data))
 

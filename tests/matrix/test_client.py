@@ -16,6 +16,7 @@ from harness.fake_servers import (
     record_how_input_ends,
     record_then_reply,
     reset_after_input,
+    send_then_reset_unread,
     silent,
     slow_to_read,
     trickle,
@@ -131,9 +132,22 @@ def test_nonblocking_stdin_and_stdout_are_waited_on(backend, client) -> None:
     that would block comes at the start and mid-input, a write that would block once stdout's pipe is full."""
     data = random.Random(8).randbytes(256 * 1024)  # 4x a pipe's 64 KiB
     with FakeServer(backend.harness_host, echo_unchanged) as fake:
-        result = run_client(backend, client, fake.port, stdin=data, nonblocking_streams=True, timeout=60)
+        result = run_client(backend, client, fake.port, stdin=data, streams="nonblocking", timeout=60)
     assert (result.returncode, result.stderr) == (0, b""), f"exit {result.returncode}; stderr {result.stderr!r}"
     assert_same_bytes(result.stdout, data)  # the fake server echoes what it received
+
+
+@pytest.mark.clause("C-7", "C-6")
+@pytest.mark.slow
+def test_a_reset_met_while_sending_and_stuck_on_stdout_exits_4(backend, client) -> None:
+    """The server sends more than stdout's pipe holds, reads nothing and resets 1 s later, while stdout is read
+    only from 2 s on. So the reset comes while the client still has input to send and cannot read the socket:
+    a client whose send takes the reset and lets it go then reads only an end of stream, and exits 0."""
+    reply = random.Random(7).randbytes(192 * 1024)
+    with FakeServer(backend.harness_host, send_then_reset_unread(reply, 1.0)) as fake:
+        result = run_client(backend, client, fake.port, stdin=bytes(16 << 20), streams="stdout-read-late")
+    assert_error_line(result, 4)
+    assert reply.startswith(result.stdout), f"stdout is not a prefix of what the server sent ({len(result.stdout)} B)"
 
 
 @pytest.mark.clause("C-6")

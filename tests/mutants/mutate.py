@@ -237,32 +237,67 @@ def interrupt_traceback() -> None:
 @mutant
 def swallow_send_reset() -> None:
     """The classic two-thread client: a sender thread that swallows send errors ("the receiver decides") and
-    a receiver that may then read a plain end of stream after a reset (C-6, C-7)."""
+    a receiver that may then read a plain end of stream after a reset (C-6, C-7). Otherwise it keeps the
+    contract: stdin is waited on (X-8), a failed stdin read resets and exits 1 (C-8), and after the half-close
+    each wait for the server is bounded (C-5)."""
     import os
+    import select
     import socket
+    import struct
     import threading
+    import time
 
     def exchange(sock, timeout, outgoing, stdin, write):
+        half_closed_at = []  # when the sender half-closed: from then on the waits are bounded (C-5)
+        stdin_failure = []
+
+        def pieces_of_input():
+            if outgoing is not None:
+                yield outgoing
+                return
+            while True:
+                select.select([stdin], [], [])  # X-8: a non-blocking stdin is waited on
+                try:
+                    data = os.read(stdin, client.CHUNK)
+                except BlockingIOError:
+                    continue
+                except OSError as failure:
+                    stdin_failure.append(f"cannot read stdin: {failure.strerror or failure}")
+                    return
+                if not data:
+                    return
+                yield data
+
         def send_all() -> None:
             try:
-                if outgoing is not None:
-                    sock.sendall(outgoing)
-                else:
-                    while data := os.read(stdin, client.CHUNK):
-                        sock.sendall(data)
+                for data in pieces_of_input():
+                    sock.sendall(data)
+                if stdin_failure:  # C-8: the receiver, woken, reports it, and closing sends a reset
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    sock.shutdown(socket.SHUT_RD)
+                    return
                 sock.shutdown(socket.SHUT_WR)
+                half_closed_at.append(time.monotonic())
             except OSError:
                 pass  # the bug: a reset seen here is lost
 
         sock.setblocking(True)
         threading.Thread(target=send_all, daemon=True).start()
+        last_data = time.monotonic()
         while True:
+            if not select.select([sock], [], [], 0.05)[0]:
+                if half_closed_at and time.monotonic() - max(last_data, half_closed_at[0]) >= timeout:
+                    raise client.ConnectionBroke(f"no data from the server for {timeout:g} s after sending everything")
+                continue
             try:
                 data = sock.recv(client.CHUNK)
             except OSError as failure:
                 raise client.ConnectionBroke(f"connection broke: {failure}") from None
+            if stdin_failure:
+                raise client.StdinFailed(stdin_failure[0])
             if not data:
                 return
+            last_data = time.monotonic()
             write(data)
 
     client.exchange = exchange
