@@ -59,7 +59,8 @@ namespace UpperEcho
         public static void Log(string line)
         {
             byte[] bytes = Utf8.GetBytes(line + "\n");
-            // A failure is ignored: a closed stderr must not take the server down.
+            // A failure is ignored: a closed stderr must not take the server down. A full non-blocking one is
+            // waited on, as for stdout (X-8; WriteAll).
             lock (Gate) Posix.WriteAll(StderrFd, bytes, bytes.Length);
         }
 

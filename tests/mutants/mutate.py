@@ -209,8 +209,9 @@ def stdin_error_as_eof() -> None:
 
 @mutant
 def eagain_as_failure() -> None:
-    """A write to stdout that would block (O_NONBLOCK left on a full pipe by another process) is taken for a
-    failure, as cat takes it: one error line, "Resource temporarily unavailable", exit 1 (X-8)."""
+    """A read of stdin or a write to stdout that would block (O_NONBLOCK left on by another process) is taken for
+    a failure, as cat takes it: one error line, "Resource temporarily unavailable", exit 1 (X-8). The client
+    selects on stdin, so it meets this only on a full stdout pipe."""
     import errno
     import os
 
@@ -261,7 +262,8 @@ def swallow_send_reset() -> None:
                     data = os.read(stdin, client.CHUNK)
                 except BlockingIOError:
                     continue
-                except OSError as failure:
+                except OSError as failure:  # C-8: closing will send a reset, and the receiver reports it
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     stdin_failure.append(f"cannot read stdin: {failure.strerror or failure}")
                     return
                 if not data:
@@ -272,9 +274,8 @@ def swallow_send_reset() -> None:
             try:
                 for data in pieces_of_input():
                     sock.sendall(data)
-                if stdin_failure:  # C-8: the receiver, woken, reports it, and closing sends a reset
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    sock.shutdown(socket.SHUT_RD)
+                if stdin_failure:
+                    sock.shutdown(socket.SHUT_RD)  # wakes the receiver
                     return
                 sock.shutdown(socket.SHUT_WR)
                 half_closed_at.append(time.monotonic())

@@ -15,6 +15,7 @@ import java.util.concurrent.locks.LockSupport;
  * cannot say how much of a write went out; a FileChannel returns 0 instead. Java cannot poll fd 0 or 1, so a
  * call that moves nothing sleeps and retries, 1 ms at first, doubling up to 16 ms while nothing moves. With
  * blocking descriptors it never sleeps. Real errors throw, with the system's reason as their message.
+ * Never interrupt a thread that may be in here: an interrupted FileChannel closes fd 0 or 1 for good.
  */
 final class Stdio {
     private static final FileChannel IN = new FileInputStream(FileDescriptor.in).getChannel();
