@@ -254,7 +254,7 @@ def read_stdin(size: int) -> bytes:
             except BlockingIOError:  # no input yet, not the end of it
                 wait_until_ready(STDIN_FILENO, writing=False)
     except OSError as failure:
-        raise StdinFailed(f"cannot read stdin: {failure.strerror or failure}") from None
+        raise StdinFailed.because(failure) from None
 
 
 def run(args: argparse.Namespace) -> None:

@@ -95,10 +95,15 @@ def exchange(
             except BlockingIOError:  # X-8: a non-blocking stdin that another reader emptied first; select waits
                 continue
             except OSError as failure:  # C-8: not the end of input; the reset tells the server so
-                with contextlib.suppress(OSError):
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                raise StdinFailed(f"cannot read stdin: {failure.strerror or failure}") from None
+                reset_on_close(sock)
+                raise StdinFailed.because(failure) from None
             reading_stdin = bool(pending)
+
+
+def reset_on_close(sock: socket.socket) -> None:
+    """SO_LINGER with no time: closing the socket sends a reset, never the FIN of a whole input (C-8)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
 
 def run_client(options: ClientOptions, messages: list[bytes], stdin: int, write: Callable[[bytes], None]) -> None:

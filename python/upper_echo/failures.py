@@ -24,6 +24,10 @@ class StdinFailed(Failure):
 
     exit_code = 1
 
+    @classmethod
+    def because(cls, failure: OSError) -> StdinFailed:
+        return cls(f"cannot read stdin: {failure.strerror or failure}")
+
 
 class CannotListen(Failure):
     """The server could not bind or listen (S-9)."""

@@ -241,10 +241,8 @@ def swallow_send_reset() -> None:
     a receiver that may then read a plain end of stream after a reset (C-6, C-7). Otherwise it keeps the
     contract: stdin is waited on (X-8), a failed stdin read resets and exits 1 (C-8), and after the half-close
     each wait for the server is bounded (C-5)."""
-    import os
     import select
     import socket
-    import struct
     import threading
     import time
 
@@ -257,14 +255,11 @@ def swallow_send_reset() -> None:
                 yield outgoing
                 return
             while True:
-                select.select([stdin], [], [])  # X-8: a non-blocking stdin is waited on
                 try:
-                    data = os.read(stdin, client.CHUNK)
-                except BlockingIOError:
-                    continue
-                except OSError as failure:  # C-8: closing will send a reset, and the receiver reports it
-                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                    stdin_failure.append(f"cannot read stdin: {failure.strerror or failure}")
+                    data = cli.read_stdin(client.CHUNK)  # the reference's read: it waits out EAGAIN (X-8)
+                except client.StdinFailed as failure:  # C-8: closing will send a reset; the receiver reports it
+                    client.reset_on_close(sock)
+                    stdin_failure.append(failure)
                     return
                 if not data:
                     return
@@ -295,7 +290,7 @@ def swallow_send_reset() -> None:
             except OSError as failure:
                 raise client.ConnectionBroke(f"connection broke: {failure}") from None
             if stdin_failure:
-                raise client.StdinFailed(stdin_failure[0])
+                raise stdin_failure[0]
             if not data:
                 return
             last_data = time.monotonic()
