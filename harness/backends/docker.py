@@ -124,6 +124,8 @@ class ServerContainer:
 
     def _read_file(self, path: str) -> str:
         result = self.container.exec_run(["cat", path])
+        if result.exit_code != 0:  # say why, rather than hand on an engine's or cat's message as the file
+            raise RuntimeError(f"cat {path} in {self.container.name} exited {result.exit_code}: {result.output!r}")
         return result.output.decode()
 
     def memory_kib(self) -> dict[str, int]:
