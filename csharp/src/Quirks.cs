@@ -186,17 +186,20 @@ namespace UpperEcho
         /// <summary>Waits up to timeoutMs for the descriptor to be readable (or to have an error).</summary>
         public static void WaitReadable(int fd, int timeoutMs)
         {
-            Wait(fd, POLLIN, timeoutMs);
+            Wait(fd, POLLIN, timeoutMs); // a failed poll returns at once: the read that follows reports the failure
         }
 
-        /// <summary>Waits up to timeoutMs (-1: for ever) for events on the descriptor, or an error or hang-up.</summary>
-        static void Wait(int fd, short events, int timeoutMs)
+        /// <summary>Waits up to timeoutMs (-1: for ever) for events on the descriptor, or an error or hang-up:
+        /// 0, or the errno of a failed poll(2) (EINTR counts as woken: the caller tries again).</summary>
+        static int Wait(int fd, short events, int timeoutMs)
         {
             PollFd p;
             p.Fd = fd;
             p.Events = events;
             p.Revents = 0;
-            poll(&p, (UIntPtr)1, timeoutMs);
+            if (poll(&p, (UIntPtr)1, timeoutMs) >= 0) return 0;
+            int errno = Errno();
+            return errno == EINTR ? 0 : errno;
         }
 
         /// <summary>recv(2): bytes read, 0 at end of stream, -1 with errno.</summary>
@@ -231,8 +234,9 @@ namespace UpperEcho
                 {
                     long n = (long)read(fd, b, (UIntPtr)count);
                     errno = n < 0 ? Errno() : 0;
-                    if (errno == EAGAIN) Wait(fd, POLLIN, -1);
-                    else if (errno != EINTR) return (int)n;
+                    if (errno == EAGAIN) errno = Wait(fd, POLLIN, -1); // a failed wait fails the read
+                    if (errno != 0 && errno != EINTR) return -1;
+                    if (n >= 0) return (int)n;
                 }
             }
         }
@@ -254,8 +258,8 @@ namespace UpperEcho
                         continue;
                     }
                     int errno = Errno();
-                    if (errno == EAGAIN) Wait(fd, POLLOUT, -1);
-                    else if (errno != EINTR) return errno;
+                    if (errno == EAGAIN) errno = Wait(fd, POLLOUT, -1); // a failed wait fails the write
+                    if (errno != 0 && errno != EINTR) return errno;
                 }
                 return 0;
             }
