@@ -188,13 +188,21 @@ class LocalBackend:
                 source = files.enter_context(stdin.open("rb"))
             else:
                 source = subprocess.PIPE
+            # A process group of its own: a command under a wrapper (`streams` runs a pipeline under sh) is more
+            # than one process, and a timeout or Ctrl-C must leave none of them running.
             with subprocess.Popen(
-                argv, stdin=source, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=self.environment(env)
+                argv,
+                stdin=source,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.environment(env),
+                process_group=0,
             ) as process:
                 try:
                     out, err = process.communicate(stdin if source == subprocess.PIPE else None, timeout=timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+                except BaseException:
+                    with contextlib.suppress(ProcessLookupError):  # every one of them has ended already
+                        os.killpg(process.pid, signal.SIGKILL)
                     raise
         result = subprocess.CompletedProcess(argv, process.returncode, out or b"", err)
         return Completed(argv, result.returncode, result.stdout, result.stderr)
