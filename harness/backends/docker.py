@@ -81,8 +81,16 @@ def exchange(raw: socket.socket, data: bytes, timeout: float, end_stdin: bool = 
 
     threading.Thread(target=feed, daemon=True).start()
     reader.join(timeout)
+    if not reader.is_alive():
+        raw.close()
+        return streams
+    # Given up: end the reader's recv (a close alone would leave the socket open under it), then close with a
+    # reset, not a FIN, which tells the exec agent to kill the command (exec_agent/src/main.rs).
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    raw.shutdown(socket.SHUT_RDWR)
+    reader.join(5)
     raw.close()
-    return None if reader.is_alive() else streams
+    return None
 
 
 class ServerContainer:

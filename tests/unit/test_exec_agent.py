@@ -14,6 +14,8 @@ import pytest
 from harness.backends import exec_agent
 from harness.backends.docker import STDERR, STDOUT, exchange
 
+from .processes import ended_within
+
 TOKEN = "0123456789abcdef"
 
 
@@ -92,3 +94,16 @@ def test_a_wrong_token_runs_nothing(agent_port: int, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     assert run(agent_port, ["touch", str(marker)], token="wrong") == (None, b"", b"")
     assert not marker.exists()
+
+
+def test_a_command_the_harness_gives_up_on_is_killed_with_everything_it_started(
+    agent_port: int, tmp_path: Path
+) -> None:
+    """The harness's timeout resets the connection (exchange); the agent then kills the command's process
+    group, here a shell and its background child."""
+    pid_file = tmp_path / "background.pid"
+    argv = ["sh", "-c", f'sleep 60 & echo $! > "{pid_file}"; wait']
+    connection = exec_agent.start_command(("127.0.0.1", agent_port), TOKEN, argv, {})
+    assert exchange(connection, b"", 1) is None
+    background = int(pid_file.read_text())
+    assert ended_within(background, 5), f"the command's child {background} outlived the harness's timeout"

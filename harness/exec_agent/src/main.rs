@@ -13,11 +13,14 @@
 //! big-endian integer, as Docker reports it: the exit code, or 128 + the signal that killed the process.
 //!
 //! The command inherits the container's environment (minus the token), working directory and user, and
-//! starts with no signal ignored and an empty signal mask.
+//! starts with no signal ignored and an empty signal mask, in a process group of its own. A harness that
+//! gives up on a command resets the connection: the agent then kills that group, so nothing it started
+//! runs on.
 use std::env;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::io::AsRawFd;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{self, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -28,12 +31,30 @@ const STDERR: u8 = 2;
 const EXIT: u8 = 3;
 const HEADER_LIMIT: usize = 16 * 1024 * 1024;
 
-extern "C" {
-    fn signal(signum: i32, handler: usize) -> usize;
+#[repr(C)]
+struct PollFd {
+    fd: i32,
+    events: i16,
+    revents: i16,
 }
 
+extern "C" {
+    fn signal(signum: i32, handler: usize) -> usize;
+    fn setpgid(pid: i32, pgid: i32) -> i32;
+    fn kill(pid: i32, signum: i32) -> i32;
+    fn poll(fds: *mut PollFd, count: u64, timeout_ms: i32) -> i32;
+    fn waitid(id_type: i32, id: u32, info: *mut u8, options: i32) -> i32;
+}
+
+const SIGKILL: i32 = 9;
 const SIGPIPE: i32 = 13;
 const SIG_DFL: usize = 0;
+const POLLERR: i16 = 0x8;
+const POLLHUP: i16 = 0x10;
+const P_PID: i32 = 1;
+const WEXITED: i32 = 4;
+const WNOWAIT: i32 = 0x0100_0000;
+const SIGINFO_SIZE: usize = 128;
 
 fn main() {
     // A command inherits ignored signals across exec: start each as docker exec does, with none ignored.
@@ -80,13 +101,18 @@ fn serve(mut connection: TcpStream, token: &str) {
         return;
     }
     let output = Arc::new(Mutex::new(connection.try_clone().expect("a socket clone")));
-    let spawned = Command::new(&request.argv[0])
+    let mut command = Command::new(&request.argv[0]);
+    command
         .args(&request.argv[1..])
         .envs(request.env.iter().map(|(name, value)| (name.as_str(), value.as_str())))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
+        .stderr(Stdio::piped());
+    // Its own process group, for kill_on_reset (Command::process_group needs a newer Rust than bookworm's).
+    unsafe {
+        command.pre_exec(|| if setpgid(0, 0) == 0 { Ok(()) } else { Err(io::Error::last_os_error()) });
+    }
+    let spawned = command.spawn();
     let mut child = match spawned {
         Ok(child) => child,
         Err(e) => {
@@ -99,6 +125,11 @@ fn serve(mut connection: TcpStream, token: &str) {
         }
     };
     let stdin = child.stdin.take().expect("a piped stdin");
+    let waited = Arc::new(Mutex::new(false));
+    let watched = connection.try_clone().expect("a socket clone");
+    let group = child.id() as i32;
+    let waited_for_watcher = Arc::clone(&waited);
+    thread::spawn(move || kill_on_reset(watched, group, waited_for_watcher));
     thread::spawn(move || copy_stdin(connection, stdin));
     let readers = [
         forward(child.stdout.take().expect("a piped stdout"), STDOUT, &output),
@@ -107,11 +138,44 @@ fn serve(mut connection: TcpStream, token: &str) {
     for reader in readers {
         let _ = reader.join();
     }
+    wait_until_exited(group);
+    *waited.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = true;
     let status = match child.wait() {
         Ok(status) => status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)),
         Err(_) => 255,
     };
     finish(&output, status);
+}
+
+/// Returns once the process has exited, leaving it a zombie (waitid's WNOWAIT): its id, and so its group's,
+/// stays reserved until child.wait() reaps it.
+fn wait_until_exited(pid: i32) {
+    let mut info = [0u8; SIGINFO_SIZE];
+    while unsafe { waitid(P_PID, pid as u32, info.as_mut_ptr(), WEXITED | WNOWAIT) } < 0 {
+        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return; // not our child any more: child.wait() says what happened
+        }
+    }
+}
+
+/// Waits for the connection to end. A reset or a hang-up before the command has exited means that the harness
+/// gave up on it (a timeout): kill its whole process group. Until `waited` is set the group's leader has not
+/// been reaped, so its id cannot name anyone else's group.
+fn kill_on_reset(connection: TcpStream, group: i32, waited: Arc<Mutex<bool>>) {
+    let mut watch = PollFd { fd: connection.as_raw_fd(), events: 0, revents: 0 };
+    loop {
+        let ready = unsafe { poll(&mut watch, 1, -1) };
+        if ready > 0 && watch.revents & (POLLERR | POLLHUP) != 0 {
+            break;
+        }
+        if ready < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return;
+        }
+    }
+    let waited = waited.lock().unwrap_or_else(|poisoned| poisoned.into_inner()); // held across the kill
+    if !*waited {
+        unsafe { kill(-group, SIGKILL) };
+    }
 }
 
 /// A thread that sends what the command writes to `pipe` as frames of `stream`, until the pipe's end.
