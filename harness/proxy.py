@@ -99,17 +99,17 @@ CONDITIONS = {
 def client_outcome_problems(condition: str, stdin: bytes, returncode: int, stdout: bytes, stderr: bytes) -> list[str]:
     """What is wrong with a client's outcome under `condition`, by the clauses it cites; [] when right."""
     from .oracle import expected_u  # the independent oracle (not an implementation under test)
+    from .outcomes import is_one_error_line
 
     expected = expected_u(stdin[:EARLY_CLOSE_AFTER] if condition == "early-close" else stdin)
     problems = []
-    one_error_line = stderr.startswith(b"error: ") and stderr.count(b"\n") == 1
     if condition in ("clean", "split-1", "jitter", "slow-reader", "early-close"):
         if returncode != 0 or stderr:
             problems.append(f"exit {returncode} with stderr {stderr[:300]!r}; expected exit 0 and no stderr")
         if stdout != expected:
             problems.append(f"stdout ({len(stdout)} bytes) is not U(input) ({len(expected)} bytes)")
     else:  # the resets and the stall
-        if returncode != 4 or not one_error_line:
+        if returncode != 4 or not is_one_error_line(stderr):
             problems.append(f"exit {returncode} with stderr {stderr[:300]!r}; expected exit 4 and one error line")
         if not expected.startswith(stdout):
             problems.append(f"stdout ({len(stdout)} bytes) is not a prefix of U(input)")

@@ -20,6 +20,7 @@ from harness.bytes_diff import assert_same_bytes
 from harness.fake_servers import FakeServer, echo_unchanged
 from harness.fuzz import dense_stream
 from harness.oracle import expected_u
+from harness.outcomes import assert_one_error_line
 
 CLI_TABLE = tomllib.loads((Path(__file__).resolve().parents[2] / "spec" / "cli.toml").read_text(encoding="utf-8"))
 COMMANDS: dict[str, dict] = CLI_TABLE["commands"]
@@ -128,13 +129,6 @@ def accepted_cases() -> list:
 
 def pinned_cases() -> list:
     return [pytest.param(case, id=_label(case["args"])) for case in CLI_TABLE["cases"]]
-
-
-def assert_one_error_line(result, code: int, why: str = "") -> None:
-    """Exit `code`, nothing on stdout, and exactly one `error: ` line on stderr (X-1, X-6, C-6)."""
-    assert result.returncode == code, f"{why}exit {result.returncode}, expected {code}; stderr {result.stderr!r}"
-    assert result.stdout == b""
-    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
 
 
 @pytest.mark.clause("X-1", "S-7", "S-9", "C-1", "C-6")

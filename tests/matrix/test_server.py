@@ -13,6 +13,7 @@ import pytest
 from harness.bytes_diff import assert_same_bytes, describe_difference
 from harness.fuzz import dense_stream
 from harness.oracle import owed_after_each_read
+from harness.outcomes import assert_one_error_line
 from harness.wire import Conversation, connect, exchange, reset, wait_for
 
 SPLIT_CHARACTERS = ["é", "€", "𐐨"]  # 2, 3 and 4 bytes
@@ -368,9 +369,7 @@ def test_port_0_and_the_listening_line(backend, dedicated_server, server, host, 
 
 
 def assert_cannot_listen(result) -> None:
-    assert result.returncode == 1, f"exit {result.returncode}; stderr {result.stderr!r}"
-    assert result.stdout == b""
-    assert result.stderr.startswith(b"error: ") and result.stderr.count(b"\n") == 1, result.stderr
+    assert_one_error_line(result, 1)
 
 
 @pytest.mark.clause("S-9")
