@@ -24,7 +24,7 @@ class FakeServer:
         self.finished = threading.Event()  # the test is over: scripts that hold a connection let go
         self.input_ended = threading.Event()  # record_how_input_ends saw the client's FIN or RST ...
         self.input_ending = ""  # ... and which: "FIN" or "RST"
-        self.listener = socket.create_server((host, 0))
+        self.listener = socket.create_server((host, 0), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         threading.Thread(target=self._accept_loop, daemon=True).start()
 
     @property
@@ -89,6 +89,11 @@ def echo_unchanged(sock: socket.socket, server: FakeServer) -> None:
 
 def reset_after_input(sock: socket.socket, server: FakeServer) -> None:
     server.read_until_eof(sock)
+    reset(sock)
+
+
+def reset_at_once(sock: socket.socket, server: FakeServer) -> None:
+    """Accept and reset before reading anything, as a server at its --max-connections does (S-3)."""
     reset(sock)
 
 

@@ -34,6 +34,7 @@ class Conversation:
         self._received = bytearray()
         self._consumed = 0
         self.closed_by_peer = threading.Event()
+        self.ended_by = ""  # once closed_by_peer is set: "FIN" or "RST", how the peer ended the stream
         self._arrived = threading.Condition()
         threading.Thread(target=self._read_loop, daemon=True).start()
 
@@ -43,8 +44,11 @@ class Conversation:
                 with self._arrived:
                     self._received += chunk
                     self._arrived.notify_all()
+            self.ended_by = "FIN"
+        except ConnectionResetError:
+            self.ended_by = "RST"
         except OSError:
-            pass  # a reset ends the stream like a close: tests look at what arrived and at closed_by_peer
+            pass  # the test closed it: tests look at what arrived, at closed_by_peer and at ended_by
         finally:
             with self._arrived:
                 self.closed_by_peer.set()

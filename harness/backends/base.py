@@ -86,6 +86,16 @@ def wrapped(
     return ["sh", "-c", f'{killer}{disposition} "$@" {redirect or ""}', "sh", *command]
 
 
+def started_ignoring(command: list[str], signal_name: str | None) -> list[str]:
+    """`command` started with SIG`signal_name` (one of SIGNALS) ignored, as nohup starts one with SIGHUP: sh
+    ignores it and execs the command, which inherits the disposition."""
+    if signal_name is None:
+        return command
+    if signal_name not in SIGNALS:
+        raise ValueError(f"unknown signal {signal_name!r}: one of {sorted(SIGNALS)}")
+    return ["sh", "-c", f"trap '' {signal_name}; exec \"$@\"", "sh", *command]
+
+
 _LISTENING = re.compile(rb"^listening on (\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)\n$")
 
 
@@ -208,10 +218,16 @@ class Backend(Protocol):
         """Make the implementation runnable (bin/build, or its image); idempotent. Raises BuildFailed."""
 
     def start_server(
-        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None, nofile: int | None = None
+        self,
+        implementation: Implementation,
+        *args: str,
+        env: dict[str, str] | None = None,
+        nofile: int | None = None,
+        ignoring: str | None = None,
     ) -> ServerHandle:
         """Start `upper-echo server --port 0 ARGS` with BASE_ENV plus `env`; returns once it is ready.
         `nofile`: its RLIMIT_NOFILE, soft and hard (so it cannot raise it), for descriptor exhaustion (S-10).
+        `ignoring`: a signal of SIGNALS that it starts with ignored (started_ignoring).
         Raises ServerDidNotStart. The caller kills it."""
 
     def shared_server(self, implementation: Implementation, turkish: bool) -> ServerHandle:

@@ -37,6 +37,7 @@ from .base import (
     parse_cpu_seconds,
     parse_memory,
     parse_ready_line,
+    started_ignoring,
     wrapped,
 )
 
@@ -276,12 +277,14 @@ class DockerBackend:
         *args: str,
         env: dict[str, str] | None = None,
         nofile: int | None = None,
+        ignoring: str | None = None,
         name: str | None = None,
     ) -> ServerContainer:
         host = [] if "--host" in args else ["--host", "0.0.0.0"]
         command = ["server", *host, "--port", "0", *args]
+        entrypoint = None if ignoring is None else started_ignoring(self._entrypoint(implementation), ignoring)
         try:
-            container = self._create(implementation, command, env, name=name, nofile=nofile)
+            container = self._create(implementation, command, env, name=name, entrypoint=entrypoint, nofile=nofile)
         except APIError as conflict:
             if name is None or conflict.status_code != 409:
                 raise

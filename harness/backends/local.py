@@ -22,6 +22,7 @@ from .base import (
     parse_cpu_seconds,
     parse_memory,
     parse_ready_line,
+    started_ignoring,
     wrapped,
 )
 
@@ -150,9 +151,14 @@ class LocalBackend:
         return {**os.environ, **BASE_ENV, **(extra or {})}
 
     def start_server(
-        self, implementation: Implementation, *args: str, env: dict[str, str] | None = None, nofile: int | None = None
+        self,
+        implementation: Implementation,
+        *args: str,
+        env: dict[str, str] | None = None,
+        nofile: int | None = None,
+        ignoring: str | None = None,
     ) -> ServerProcess:
-        argv = [*implementation.command, "server", "--port", "0", *args]
+        argv = started_ignoring([*implementation.command, "server", "--port", "0", *args], ignoring)
         return ServerProcess(argv, self.environment(env), self.work_dir, nofile)
 
     def shared_server(self, implementation: Implementation, turkish: bool) -> ServerProcess:

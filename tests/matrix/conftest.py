@@ -148,8 +148,9 @@ def dedicated_server(backend):
     """Start a server with non-default flags for one test; it is stopped afterwards."""
     started: list[ServerHandle] = []
 
-    def start(implementation: Implementation, *args: str, env: dict[str, str] | None = None) -> ServerHandle:
-        started.append(backend.start_server(implementation, *args, env=env))
+    def start(implementation: Implementation, *args: str, **options) -> ServerHandle:
+        """start_server's keyword arguments too (env, nofile, ignoring)."""
+        started.append(backend.start_server(implementation, *args, **options))
         return started[-1]
 
     yield start
