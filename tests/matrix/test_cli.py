@@ -60,7 +60,10 @@ MALFORMED = {
     "integer": ["-1", "+1", "1_0", "1e3", "0x10", " 1", "1.5", "\u0661", "9" * 40],
     "seconds": ["-1", "1_0", "1e3", "inf", "nan", "1.", ".5", "1.2345", "\u0661", "9" * 40],
     # IPv4 forms other than dotted decimal that every runtime reads as loopback, if at all
-    "host": ["", "::1%lo", "[::1%lo]", "[127.0.0.1]", "127.1", "2130706433", "127.0.0.01", "127.0.0.1."],
+    "host": ["", "::1%lo", "[::1%lo]", "[127.0.0.1]", "127.1", "2130706433", "127.0.0.01", "127.0.0.1."]
+    # printable ASCII only, and a host with a ':' is an IPv6 address, bracketed or not, its IPv4 part dotted decimal
+    + ["127。0。0。1", "１２７.０.０.１", "ｌｏｃａｌｈｏｓｔ", "localhost "]
+    + ["::ffff:127.0.0.01", "[::ffff:127.0.0.01]", "1::2::3"],
 }
 # A well-formed value per type, for the abbreviated spelling: were it taken, a server would take a free port and
 # nothing would leave loopback.

@@ -16,12 +16,15 @@ from harness.fake_servers import (
     record_how_input_ends,
     record_then_reply,
     reset_after_input,
+    reset_at_once,
     send_then_reset_unread,
     silent,
     slow_to_read,
     trickle,
 )
 from harness.outcomes import assert_one_error_line
+
+RESET_AT_ONCE_RUNS = 10
 
 
 def run_client(backend, client, port: int, *args: str, **kwargs):
@@ -185,6 +188,32 @@ def test_server_reset_exits_4(backend, client) -> None:
     with FakeServer(backend.harness_host, reset_after_input) as fake:
         result = run_client(backend, client, fake.port, "hello")
     assert_one_error_line(result, 4)
+
+
+@pytest.mark.clause("C-6", "S-3")
+def test_a_reset_at_once_after_the_accept_exits_4_every_time(backend, client) -> None:
+    """The connection was made, so its reset is a broken connection (4), not a failed connect (3), however soon
+    it comes: before or after the client has seen its connect complete. A race, so several runs."""
+    with FakeServer(backend.harness_host, reset_at_once) as fake:
+        for run in range(1, RESET_AT_ONCE_RUNS + 1):
+            result = run_client(backend, client, fake.port, stdin=b"hello\n")  # stdin: the likelier race here
+            assert_one_error_line(result, 4, why=f"run {run} of {RESET_AT_ONCE_RUNS}: ")
+
+
+@pytest.mark.clause("C-6")
+@pytest.mark.parametrize(
+    "unspecified,listening",
+    [("0.0.0.0", "127.0.0.1"), ("::", "::1"), ("::ffff:0.0.0.0", "127.0.0.1")],
+    ids=["ipv4", "ipv6", "ipv4-mapped"],
+)
+def test_an_unspecified_address_is_never_connected_to(backend, client, unspecified, listening) -> None:
+    """Linux would take 0.0.0.0 and :: for this host, and connect to a server listening on its loopback (here a
+    fake one that would answer); other systems refuse. In a container the harness's loopback is not the
+    client's, so there the fake server only stands by."""
+    with FakeServer(listening if backend.name == "local" else backend.harness_host, record_then_reply(b"OK\n")) as fake:
+        result = backend.run(client, "client", "--host", unspecified, "--port", str(fake.port), "hello")
+    assert_one_error_line(result, 3)
+    assert fake.received == b"", "the client connected to a server on this host"
 
 
 @pytest.mark.clause("C-5", "C-6")

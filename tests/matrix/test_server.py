@@ -320,8 +320,12 @@ def wait_until_refused(address: tuple[str, int], timeout: float = 10.0) -> None:
     pytest.fail(f"the server still accepted connections {timeout:g} s after the signal")
 
 
+SIGNALS_THAT_STOP = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP]
+EARLY_SIGNAL_STARTS = 9  # a signal right after the readiness line: a race, so run it more than once
+
+
 @pytest.mark.clause("S-4", "S-9")
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("signum", SIGNALS_THAT_STOP, ids=lambda signum: signum.name)
 def test_signal_drains_open_connections_then_exits_0(dedicated_server, server, signum) -> None:
     running = dedicated_server(server, "--drain-timeout", "30")
     talk = Conversation(running.address)
@@ -353,8 +357,46 @@ def test_drain_timeout_closes_what_is_still_open(dedicated_server, server) -> No
         assert running.wait(timeout=20) == 0
         assert time.monotonic() - started >= 0.5, "exited before the drain timeout with a connection open"
         assert talk.closed_by_peer.wait(10), "the open connection was not closed"
+        assert talk.ended_by == "RST", f"the drain ended a connection with a {talk.ended_by or 'close'}, not a reset"
     finally:
         talk.close()
+
+
+@pytest.mark.clause("S-4", "S-8")
+@pytest.mark.slow
+def test_a_signal_right_after_the_readiness_line_stops_the_server(dedicated_server, server) -> None:
+    """The readiness line says the server is ready for the signals too: one sent at once must never be lost.
+    A race, so several starts, the three signals in turn."""
+    for start in range(1, EARLY_SIGNAL_STARTS + 1):
+        signum = SIGNALS_THAT_STOP[start % len(SIGNALS_THAT_STOP)]
+        running = dedicated_server(server, "--drain-timeout", "1")
+        running.send_signal(signum)
+        stopped = wait_for(lambda handle=running: not handle.is_running(), timeout=10)  # else the fixture kills it
+        assert stopped, f"start {start} of {EARLY_SIGNAL_STARTS}: still serving 10 s after {signum.name}"
+        status = running.wait(timeout=5)
+        assert status == 0, f"start {start} of {EARLY_SIGNAL_STARTS}: exit {status} after {signum.name}"
+
+
+@pytest.mark.clause("S-4")
+def test_sighup_ignored_at_start_stays_ignored(dedicated_server, server) -> None:
+    """As under nohup: the server outlives SIGHUP and serves on."""
+    running = dedicated_server(server, ignoring="HUP")
+    running.send_signal(signal.SIGHUP)
+    assert exchange(running.address, b"still here") == b"STILL HERE"
+    running.send_signal(signal.SIGTERM)
+    assert running.wait(timeout=20) == 0
+
+
+@pytest.mark.clause("S-8", "N-1")
+def test_ipv4s_any_address_takes_no_ipv6_connection(backend, dedicated_server, server) -> None:
+    """0.0.0.0 is IPv4's any address, not a dual-stack listener. Locally the test reaches it over the loopback
+    of both families; a container's own IPv6 loopback cannot be reached from outside, so there only the line."""
+    running = dedicated_server(server, "--host", "0.0.0.0")
+    assert running.ready_line == f"listening on 0.0.0.0:{running.port}\n".encode()
+    assert exchange(running.address, b"ipv4") == b"IPV4"
+    if backend.name == "local":
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("::1", running.port), timeout=5).close()
 
 
 @pytest.mark.clause("S-7", "S-8", "N-1")

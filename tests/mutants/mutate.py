@@ -222,6 +222,21 @@ def eagain_as_failure() -> None:
 
 
 @mutant
+def reset_at_connect_is_refused() -> None:
+    """A reset that comes as the connect completes (an S-3 rejection) is reported as a failed connect, exit 3,
+    as Java's, Python's and Rust's clients did in some runs; the connection was made, so it is 4 (C-6)."""
+    original = client.socket.socket.connect
+
+    def connect(self, address):
+        try:
+            original(self, address)
+        except ConnectionResetError as failure:
+            raise OSError(failure.strerror) from None  # with its errno, OSError() would make a ConnectionResetError
+
+    client.socket.socket.connect = connect
+
+
+@mutant
 def interrupt_traceback() -> None:
     """SIGINT stays Python's KeyboardInterrupt: the client dies with a stack trace on stderr (C-9)."""
     import _signal
@@ -380,6 +395,24 @@ def reject_with_fin() -> None:
         original(self, sock, peer)
 
     server.UpperEchoServer.accepted = accepted
+
+
+@mutant
+def drain_ends_with_fin() -> None:
+    """At the end of the drain, what is still open is shut down before the reset, so the peer reads a FIN first:
+    a client cut off mid-answer exits 0 with a truncated answer (S-4). C#'s server did this."""
+    import contextlib
+    import socket
+
+    original = server.Connection.reset
+
+    def reset(self):
+        if self.server.listener is None and self.transport is not None:  # the drain's resets, not S-2's
+            with contextlib.suppress(OSError):
+                self.transport.get_extra_info("socket").shutdown(socket.SHUT_WR)
+        original(self)
+
+    server.Connection.reset = reset
 
 
 @mutant

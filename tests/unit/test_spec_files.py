@@ -73,6 +73,19 @@ def test_the_table_reads_ipv4_forms_as_x5_says(host: str, verdict: str) -> None:
     assert {"usage error": (True, False), "address": (True, True), "name": (False, False)}[verdict] == (ipv4_like, ipv4)
 
 
+NOT_PRINTABLE_ASCII = ["127。0。0。1", "１２７.０.０.１", "ｌｏｃａｌｈｏｓｔ", "local host", "a\tb", "a\x7fb", "é.com"]
+
+
+@pytest.mark.clause("X-5")
+@pytest.mark.parametrize("host", NOT_PRINTABLE_ASCII)
+def test_the_tables_host_grammar_takes_printable_ascii_only(host: str) -> None:
+    assert re.fullmatch(HOST_TYPE["pattern"], host) is None
+
+
 @pytest.mark.clause("X-5")
 def test_the_reference_uses_the_tables_host_patterns() -> None:
-    assert (cli.IPV4_LIKE.pattern, cli.IPV4.pattern) == (HOST_TYPE["ipv4_like"], HOST_TYPE["ipv4"])
+    assert (cli.PATTERNS["host"].pattern, cli.IPV4_LIKE.pattern, cli.IPV4.pattern) == (
+        HOST_TYPE["pattern"],
+        HOST_TYPE["ipv4_like"],
+        HOST_TYPE["ipv4"],
+    )
