@@ -25,7 +25,7 @@ STDIN_FILENO, STDOUT_FILENO = 0, 1
 PATTERNS = {
     "integer": re.compile(r"[0-9]+"),
     "seconds": re.compile(r"[0-9]+(\.[0-9]{1,3})?"),
-    "host": re.compile(r"[^%\[\]]+|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]"),
+    "host": re.compile(r"[!-$&-Z\\^-~]+|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]"),
 }
 # [types.host] ipv4_like and ipv4: a host that looks like an IPv4 address must be one in dotted decimal.
 IPV4_LIKE = re.compile(r"(?:[^:]*\.)?(?:[0-9]+|0[xX][^.:]*)\.?")
@@ -34,7 +34,7 @@ IPV4 = re.compile(rf"(?:{OCTET}\.){{3}}{OCTET}")
 GRAMMAR = {
     "integer": "a whole number in ASCII digits",
     "seconds": "seconds in ASCII digits, with at most three decimals",
-    "host": "a host: an address or a name, brackets only around an IPv6 address, no zone index",
+    "host": "a host: an address or a name in printable ASCII, brackets only around an IPv6 address, no zone index",
 }
 
 
@@ -88,7 +88,7 @@ FLAG_HELP = {
     ("server", "port"): "port; 0 takes a free one",
     ("server", "idle-timeout"): "close a connection that received nothing for S seconds; 0 = never",
     ("server", "max-connections"): "accept and close at once beyond N open connections",
-    ("server", "drain-timeout"): "on SIGTERM/SIGINT, let connections finish for S seconds",
+    ("server", "drain-timeout"): "on SIGTERM/SIGINT/SIGHUP, let connections finish for S seconds",
     ("client", "host"): "server address or name",
     ("client", "port"): "server port",
     ("client", "timeout"): "bound on connecting and on each wait after half-close",
@@ -132,13 +132,14 @@ def parse_value(flag: Flag, text: str) -> int | float | str:
     if not PATTERNS[flag.kind].fullmatch(text):
         raise argparse.ArgumentTypeError(f"{text!r} is not {GRAMMAR[flag.kind]}")
     if flag.kind == "host":
-        if text.startswith("["):
-            text = text[1:-1]  # [::1] is ::1, and the brackets must hold an IPv6 address
+        if ":" in text:  # an IPv6 address, bracketed or not ([::1] is ::1), and never a name
+            address = text[1:-1] if text.startswith("[") else text
             try:
-                socket.inet_pton(socket.AF_INET6, text)
+                socket.inet_pton(socket.AF_INET6, address)  # glibc: RFC 4291, an IPv4 part in dotted decimal
             except OSError:
-                raise argparse.ArgumentTypeError(f"'[{text}]' is not a bracketed IPv6 address") from None
-        elif IPV4_LIKE.fullmatch(text) and not IPV4.fullmatch(text):
+                raise argparse.ArgumentTypeError(f"{text!r} is not an IPv6 address") from None
+            return address
+        if IPV4_LIKE.fullmatch(text) and not IPV4.fullmatch(text):
             raise argparse.ArgumentTypeError(
                 f"{text!r} is not an IPv4 address in dotted decimal (four numbers 0-255, no leading zeros)"
             )

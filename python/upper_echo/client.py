@@ -19,6 +19,7 @@ from collections.abc import Callable
 from .failures import CannotConnect, ConnectionBroke, StdinFailed
 
 CHUNK = 64 * 1024
+UNSPECIFIED = ("0.0.0.0", "::", "::ffff:0.0.0.0")  # as getaddrinfo writes them
 
 
 # The client's command line, decoded (C-1); the defaults are cli.py's, from spec/cli.toml. host is a str, port
@@ -33,17 +34,23 @@ def format_address(host: str, port: int) -> str:
 def connect(options: ClientOptions) -> socket.socket:
     """A connection to the first address the host resolves to (X-5), made within the timeout (C-5)."""
     where = format_address(options.host, options.port)
-    # An ASCII name goes to the resolver as bytes, as the other languages pass it: as a str, Python would first
-    # put it through its IDNA codec, and importing that (with stringprep and unicodedata) costs each start.
-    host = options.host.encode("ascii") if options.host.isascii() else options.host
+    # The host is ASCII (X-5) and goes to the resolver as bytes, as the other languages pass it: as a str, Python
+    # would first put it through its IDNA codec, and importing that (with stringprep and unicodedata) costs each start.
     try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, options.port, type=socket.SOCK_STREAM)[0]
-    except (OSError, UnicodeError) as failure:  # UnicodeError: a name IDNA cannot encode (empty or long label)
-        raise CannotConnect(f"cannot connect to {where}: {getattr(failure, 'strerror', None) or failure}") from None
+        family, kind, proto, _, address = socket.getaddrinfo(
+            options.host.encode("ascii"), options.port, type=socket.SOCK_STREAM
+        )[0]
+    except OSError as failure:
+        raise CannotConnect(f"cannot connect to {where}: {failure.strerror or failure}") from None
+    if address[0] in UNSPECIFIED:  # C-6: Linux would connect to this host instead; other systems refuse
+        raise CannotConnect(f"cannot connect to {where}: {address[0]} is an unspecified address, which names no peer")
     sock = socket.socket(family, kind, proto)
     sock.settimeout(options.timeout)
     try:
         sock.connect(address)
+    except (ConnectionResetError, BrokenPipeError) as failure:  # C-6: accepted, then reset (an S-3 rejection)
+        sock.close()
+        raise ConnectionBroke(f"connection broke: {failure.strerror}") from None
     except OSError as failure:
         sock.close()
         raise CannotConnect(f"cannot connect to {where}: {failure.strerror or failure}") from None

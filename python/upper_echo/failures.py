@@ -42,12 +42,13 @@ class UsageError(Failure):
 
 
 class CannotConnect(Failure):
-    """No connection: refused, unknown host, connect timeout (C-6)."""
+    """No connection: refused, unknown host, unreachable, connect timeout, an unspecified address (C-6)."""
 
     exit_code = 3
 
 
 class ConnectionBroke(Failure):
-    """The connection was reset, or the server was silent too long after the half-close (C-5, C-7, C-6)."""
+    """The connection was reset, even at once after the connect, or the server was silent too long after the
+    half-close (C-5, C-7, C-6)."""
 
     exit_code = 4

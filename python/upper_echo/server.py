@@ -267,7 +267,9 @@ class UpperEchoServer:
         self.listener = open_listener(self.options.host, self.options.port)
         self.listener.setblocking(False)
         stop = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                continue  # S-4: ignored at start (nohup), so it stays ignored
             self.loop.add_signal_handler(signum, stop.set)  # a second signal changes nothing (S-4)
         self.loop.add_reader(self.listener.fileno(), self.on_acceptable)
         self.write_stdout(f"listening on {format_address(self.listener.getsockname())}\n".encode())  # S-8
@@ -290,14 +292,13 @@ class UpperEchoServer:
 
 def open_listener(host: str, port: int) -> socket.socket:
     """Bind the first address `host` resolves to (S-7); any failure is CannotListen (S-9)."""
-    try:
+    try:  # the host is ASCII (X-5): as bytes it skips Python's IDNA codec, whose import costs each start
         family, kind, proto, _, address = socket.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            host.encode("ascii"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
         listener = socket.socket(family, kind, proto)
-    except (OSError, UnicodeError) as error:  # UnicodeError: a name IDNA cannot encode (empty or long label)
-        reason = getattr(error, "strerror", None) or error
-        raise CannotListen(f"cannot listen on {format_address((host, port))}: {reason}") from None
+    except OSError as error:
+        raise CannotListen(f"cannot listen on {format_address((host, port))}: {error.strerror or error}") from None
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(address)
@@ -328,7 +329,8 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def serve(options: ServerOptions, write_stdout: Callable[[bytes], None]) -> None:
-    """Serve until SIGTERM or SIGINT (S-4). Raises CannotListen (S-9); whatever write_stdout raises propagates."""
+    """Serve until SIGTERM, SIGINT or SIGHUP (S-4). Raises CannotListen (S-9); whatever write_stdout raises
+    propagates."""
     raise_open_file_limit()
     with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
         runner.run(UpperEchoServer(options, write_stdout).run())
