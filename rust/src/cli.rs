@@ -49,7 +49,7 @@ const COMMANDS: &[CommandSpec] = &[
             Flag { name: "max-connections", kind: Kind::Integer, default: "1024", low: 1, high: 1_000_000,
                    help: "beyond N open connections, accept and reset at once" },
             Flag { name: "drain-timeout", kind: Kind::Seconds, default: "5", low: 0, high: 1_000_000 * MS,
-                   help: "on SIGTERM/SIGINT, let connections finish for S seconds, then reset the rest" },
+                   help: "on SIGTERM/SIGINT/SIGHUP, let connections finish for S seconds, then reset the rest" },
         ],
         operands: false,
         summary: "serve the uppercase echo protocol; prints 'listening on ADDR:PORT' when ready",
@@ -161,16 +161,26 @@ fn parse_value(flag: &Flag, text: &str) -> Result<Value, String> {
     }
 }
 
-/// an IPv4 or IPv6 address (`::1` or `[::1]`) or a name; no zone index, nothing empty, brackets only
-/// around an IPv6 address, an IPv4 address only in dotted decimal. Returns the host without brackets, or what
-/// it is not.
+/// an IPv4 or IPv6 address (`::1` or `[::1]`) or a name, in printable ASCII with no space; no zone index,
+/// nothing empty, brackets only around an IPv6 address, an IPv4 address only in dotted decimal. Returns the host
+/// without brackets, or what it is not.
 fn parse_host(text: &str) -> Result<String, &'static str> {
-    const HOST: &str = "a host: an address or a name, brackets only around an IPv6 address, no zone index";
-    if let Some(inner) = text.strip_prefix('[') {
-        let inner = inner.strip_suffix(']').ok_or(HOST)?;
-        return inner.parse::<Ipv6Addr>().map(|_| inner.to_string()).map_err(|_| HOST);
+    const HOST: &str =
+        "a host: an address or a name in printable ASCII, brackets only around an IPv6 address, no zone index";
+    // Some resolvers map other scripts' digits and dots to ASCII ones (IDNA), others do not: never resolve those
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_graphic()) || text.contains('%') {
+        return Err(HOST);
     }
-    if text.is_empty() || text.contains(['%', '[', ']']) {
+    if text.contains(':') {
+        // An IPv6 address or nothing, never a name. std's parser takes what glibc's inet_pton(AF_INET6) takes, an
+        // IPv4 part in dotted decimal included
+        let inner = match text.strip_prefix('[') {
+            Some(inner) => inner.strip_suffix(']').ok_or(HOST)?,
+            None => text,
+        };
+        return inner.parse::<Ipv6Addr>().map(|_| inner.to_string()).map_err(|_| "an IPv6 address");
+    }
+    if text.contains(['[', ']']) {
         return Err(HOST);
     }
     // std's parser is dotted decimal exactly: four parts 0-255, no leading zeros
@@ -353,6 +363,17 @@ mod tests {
             &["server", "--host", "127.1"],
             &["server", "--host", "127.0.0.1."],
             &["server", "--host", "0x7f.0.0.1"],
+            &["server", "--host", "::ffff:127.0.0.01"],
+            &["server", "--host", "::ffff:0177.0.0.1"],
+            &["server", "--host", "[::ffff:017.0.0.1]"],
+            &["server", "--host", "[::1"],
+            &["server", "--host", "::1]"],
+            &["client", "--host", "localhost:7007"],
+            &["client", "--host", "127\u{3002}0\u{3002}0\u{3002}1"],
+            &["client", "--host", "\u{ff11}\u{ff12}\u{ff17}.\u{ff10}.\u{ff10}.\u{ff11}"],
+            &["client", "--host", "\u{ff4c}\u{ff4f}\u{ff43}\u{ff41}\u{ff4c}\u{ff48}\u{ff4f}\u{ff53}\u{ff54}"],
+            &["client", "--host", "localhost "],
+            &["client", "--host", "local\thost"],
             &["server", "--host", "-1", "--port", "0"],
             &["client", "--port", "1", "-5"],
             &["server", "--idle-timeout", "1e400"],
@@ -382,6 +403,10 @@ mod tests {
             Ok(Command::Server(o)) => {
                 assert_eq!((o.host.as_str(), o.port, o.drain_timeout_ms, o.idle_timeout_ms), ("::1", 0, 500, 300_000))
             }
+            _ => panic!("rejected"),
+        }
+        match run(&["client", "--host", "::ffff:127.0.0.1"]) {
+            Ok(Command::Client(o)) => assert_eq!(o.host, "::ffff:127.0.0.1"),
             _ => panic!("rejected"),
         }
         match run(&["client", "--", "-x", "--port"]) {

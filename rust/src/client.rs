@@ -8,7 +8,7 @@
 //! it is read first, so a FIN already there is seen before a later send could fail.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, TcpStream, ToSocketAddrs};
 use std::os::unix::io::AsRawFd;
 use std::time::Duration;
 
@@ -20,9 +20,9 @@ const CHUNK: usize = 64 * 1024;
 const STDIN: i32 = 0;
 
 pub enum Failure {
-    /// Refused, unknown host, connect timeout: exit 3.
+    /// No connection made: refused, unknown host, unreachable, connect timeout, an unspecified address: exit 3.
     CannotConnect(String),
-    /// Reset, broken pipe, or silence after the half-close (C-5, C-7): exit 4.
+    /// Reset (also during the connect), broken pipe, or silence after the half-close (C-5, C-6, C-7): exit 4.
     Broke(String),
     /// stdout failed: exit 1.
     Stdout(String),
@@ -39,12 +39,19 @@ fn connect(options: &ClientOptions) -> Result<TcpStream, Failure> {
         Ok(mut addresses) => addresses.next().ok_or_else(|| cannot("the name has no address".into()))?,
         Err(e) => return Err(cannot(describe(&e))),
     };
-    TcpStream::connect_timeout(&address, Duration::from_millis(options.timeout_ms)).map_err(|e| {
-        if e.kind() == io::ErrorKind::TimedOut {
-            cannot(format!("no connection within {} s", options.timeout_ms as f64 / 1000.0))
-        } else {
-            cannot(describe(&e))
-        }
+    // C-6: Linux would take 0.0.0.0, :: or ::ffff:0.0.0.0 for this host; other systems refuse them
+    let unspecified = match address.ip() {
+        IpAddr::V4(ip) => ip.is_unspecified(),
+        IpAddr::V6(ip) => ip.is_unspecified() || ip.to_ipv4_mapped().map_or(false, |mapped| mapped.is_unspecified()),
+    };
+    if unspecified {
+        return Err(cannot(format!("{} is an unspecified address, which names no peer", address.ip())));
+    }
+    TcpStream::connect_timeout(&address, Duration::from_millis(options.timeout_ms)).map_err(|e| match e.kind() {
+        io::ErrorKind::TimedOut => cannot(format!("no connection within {} s", options.timeout_ms as f64 / 1000.0)),
+        // C-6: the server accepted, then reset before the connect was seen to complete (an S-3 rejection)
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe => broke(&e),
+        _ => cannot(describe(&e)),
     })
 }
 

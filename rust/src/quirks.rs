@@ -26,8 +26,11 @@ const SO_LINGER: c_int = 13;
 const RLIMIT_NOFILE: c_int = 7;
 const O_NONBLOCK: c_int = 0o4000;
 const O_CLOEXEC: c_int = 0o2_000_000;
+pub const SIGHUP: c_int = 1;
 pub const SIGINT: c_int = 2;
 pub const SIGTERM: c_int = 15;
+const SIG_IGN: usize = 1;
+const SIGSET_WORDS: usize = 1024 / (8 * std::mem::size_of::<c_ulong>()); // glibc's sigset_t: 1024 bits
 
 /// struct epoll_event: packed on x86_64 only (as glibc declares it).
 #[cfg_attr(target_arch = "x86_64", repr(C, packed))]
@@ -51,6 +54,15 @@ struct Linger {
     linger: c_int,
 }
 
+/// glibc's struct sigaction (not the kernel's), as every architecture but MIPS lays it out.
+#[repr(C)]
+struct SigAction {
+    handler: usize,
+    mask: [c_ulong; SIGSET_WORDS],
+    flags: c_int,
+    restorer: usize,
+}
+
 #[repr(C)]
 struct Rlimit {
     current: u64,
@@ -68,6 +80,7 @@ extern "C" {
     fn setrlimit(resource: c_int, limit: *const Rlimit) -> c_int;
     fn pipe2(fds: *mut c_int, flags: c_int) -> c_int;
     fn signal(signum: c_int, handler: usize) -> usize;
+    fn sigaction(signum: c_int, action: *const SigAction, old: *mut SigAction) -> c_int;
     fn write(fd: c_int, buf: *const c_void, count: usize) -> isize;
     fn read(fd: c_int, buf: *mut c_void, count: usize) -> isize;
     fn close(fd: c_int) -> c_int;
@@ -178,13 +191,24 @@ extern "C" fn on_signal(_signum: c_int) {
     }
 }
 
-/// SIGTERM and SIGINT as a readable, non-blocking file descriptor (a self-pipe): returns its read end.
-/// A handler replaces whatever disposition was inherited, also "ignored" (a background job's SIGINT).
+/// Whether `signum` was ignored when the process started (exec keeps "ignored", nothing else).
+fn ignored(signum: c_int) -> bool {
+    let mut current = SigAction { handler: 0, mask: [0; SIGSET_WORDS], flags: 0, restorer: 0 };
+    let found = unsafe { sigaction(signum, std::ptr::null(), &mut current) } == 0;
+    found && current.handler == SIG_IGN
+}
+
+/// SIGTERM, SIGINT and SIGHUP as a readable, non-blocking file descriptor (a self-pipe): returns its read end.
+/// A handler replaces whatever disposition was inherited, also "ignored" (a background job's SIGINT); only an
+/// ignored SIGHUP stays ignored, as nohup leaves it for a server meant to outlive its terminal (S-4).
 pub fn signal_pipe() -> io::Result<RawFd> {
     let mut fds = [-1 as c_int; 2];
     check(unsafe { pipe2(fds.as_mut_ptr(), O_NONBLOCK | O_CLOEXEC) })?;
     SIGNAL_PIPE.store(fds[1], Ordering::Relaxed);
-    for signum in [SIGTERM, SIGINT] {
+    for signum in [SIGTERM, SIGINT, SIGHUP] {
+        if signum == SIGHUP && ignored(SIGHUP) {
+            continue;
+        }
         unsafe { signal(signum, on_signal as extern "C" fn(c_int) as usize) };
     }
     Ok(fds[0])

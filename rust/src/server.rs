@@ -10,7 +10,7 @@
 //! slab that runs only when the earliest possible deadline has passed (never more often than 1/8 of the
 //! timeout or 100 ms), so thousands of idle connections cost no wake-ups of their own.
 //!
-//! Shutdown (S-4): SIGTERM/SIGINT arrive through a self-pipe in the same loop; the listener is closed (new
+//! Shutdown (S-4): SIGTERM/SIGINT/SIGHUP arrive through a self-pipe in the same loop; the listener is closed (new
 //! connects are refused), open connections are served until they finish or the drain timeout passes, then
 //! the rest are reset (SO_LINGER 0) and logged, and `serve` returns (exit 0).
 
@@ -39,7 +39,8 @@ pub enum Failure {
     Fatal(String),
 }
 
-/// ADDR:PORT as S-6 and S-8 write it: IPv6 in brackets, an IPv4-mapped peer as its IPv4 address.
+/// ADDR:PORT as S-6 and S-8 write it: IPv6 in brackets, an IPv4-mapped address (a peer, or `--host ::ffff:a.b.c.d`)
+/// as the IPv4 one.
 pub fn format_peer(address: &SocketAddr) -> String {
     match address.ip() {
         IpAddr::V4(ip) => format!("{}:{}", ip, address.port()),
@@ -49,13 +50,6 @@ pub fn format_peer(address: &SocketAddr) -> String {
             }
             _ => format!("[{}]:{}", ip, address.port()),
         },
-    }
-}
-
-fn format_listening(address: &SocketAddr) -> String {
-    match address.ip() {
-        IpAddr::V4(ip) => format!("{}:{}", ip, address.port()),
-        IpAddr::V6(ip) => format!("[{}]:{}", ip, address.port()),
     }
 }
 
@@ -144,7 +138,7 @@ fn open_listener(host: &str, port: u16) -> Result<TcpListener, Failure> {
     Ok(listener)
 }
 
-/// Serve until SIGTERM or SIGINT (S-4). `announce` writes the readiness line (S-8) to stdout.
+/// Serve until SIGTERM, SIGINT or SIGHUP (S-4). `announce` writes the readiness line (S-8) to stdout.
 pub fn serve(
     options: &ServerOptions,
     table: &'static Table,
@@ -158,7 +152,7 @@ pub fn serve(
     epoll.add(listener.as_raw_fd(), EPOLLIN, LISTENER).map_err(|e| fatal("epoll", e))?;
     epoll.add(signals, EPOLLIN, SIGNALS).map_err(|e| fatal("epoll", e))?;
     let local = listener.local_addr().map_err(|e| fatal("cannot read the listening address", e))?;
-    let ready = format!("listening on {}\n", format_listening(&local));
+    let ready = format!("listening on {}\n", format_peer(&local));
     announce(ready.as_bytes()).map_err(|e| Failure::Fatal(format!("cannot write to stdout: {}", describe(&e))))?;
     let mut server = Server {
         options,
