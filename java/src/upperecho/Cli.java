@@ -5,8 +5,6 @@ import java.io.ByteArrayOutputStream;
 import java.io.FileDescriptor;
 import java.io.FileOutputStream;
 import java.io.IOException;
-import java.net.InetAddress;
-import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -38,7 +36,7 @@ public final class Cli {
     private enum Type {
         INTEGER, // [0-9]+
         SECONDS, // [0-9]+(\.[0-9]{1,3})?
-        HOST; // [^%\[\]]+|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]
+        HOST; // [!-$&-Z\\^-~]+|\[[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*\]
 
         boolean matches(String text) {
             int whole = digits(text, 0);
@@ -51,7 +49,7 @@ public final class Cli {
                             && decimals <= 3 && digits(text, whole + 1) == decimals);
                 default:
                     if (text.indexOf('[') < 0 && text.indexOf(']') < 0) {
-                        return !text.isEmpty() && text.indexOf('%') < 0;
+                        return !text.isEmpty() && printableAscii(text) && text.indexOf('%') < 0;
                     }
                     int last = text.length() - 1;
                     if (last < 1 || text.charAt(0) != '[' || text.charAt(last) != ']' || text.indexOf(':') < 0) {
@@ -66,6 +64,16 @@ public final class Cli {
                     }
                     return true;
             }
+        }
+
+        /** Printable ASCII with no space: nothing a resolver could map to ASCII (IDNA), as some do. */
+        private static boolean printableAscii(String text) {
+            for (int i = 0; i < text.length(); i++) {
+                if (text.charAt(i) < '!' || text.charAt(i) > '~') {
+                    return false;
+                }
+            }
+            return true;
         }
 
         /** How many ASCII digits text has from start on. */
@@ -127,8 +135,8 @@ public final class Cli {
             + "                       0 = never (default: 300)\n"
             + "  --max-connections N  accept and close at once beyond N open connections\n"
             + "                       (default: 1024)\n"
-            + "  --drain-timeout S    on SIGTERM/SIGINT, let connections finish for S seconds\n"
-            + "                       (default: 5)\n"
+            + "  --drain-timeout S    on SIGTERM/SIGINT/SIGHUP, let connections finish for S\n"
+            + "                       seconds (default: 5)\n"
             + "\nSeconds are 0-1000000, to the millisecond (0.5, 1.25).\n");
     private static final Command CLIENT = new Command("client", true, List.of(
             new Option("--host", Type.HOST, null, null, "127.0.0.1"),
@@ -316,6 +324,10 @@ public final class Cli {
                     throw new UsageError("argument " + flag + ": not a number of seconds "
                             + "(ASCII digits, at most 3 decimals): '" + text + "'");
                 default:
+                    if (text.indexOf('%') < 0 && text.indexOf('[') < 0 && text.indexOf(']') < 0) {
+                        throw new UsageError("argument " + flag + ": a host is printable ASCII with no space: '"
+                                + text + "'");
+                    }
                     throw new UsageError("argument " + flag + ": " + (text.indexOf('%') >= 0 ? "a zone index"
                             : "brackets around anything but an IPv6 address") + " is not allowed: '" + text + "'");
             }
@@ -349,36 +361,68 @@ public final class Cli {
     }
 
     /**
-     * X-5: a bracketed host must be an IPv6 address, and is used without its brackets; a host that looks like an
-     * IPv4 address must be one in dotted decimal.
+     * X-5: a host with a ':' must be an IPv6 address, bracketed or not ([::1] is ::1), never a name to look up; a
+     * host that looks like an IPv4 address must be one in dotted decimal. Returned without brackets.
      */
     private static String host(String flag, String text) throws UsageError {
-        if (!text.startsWith("[")) {
-            if (ipv4Like(text) && !dottedDecimal(text)) {
-                throw new UsageError("argument " + flag + ": '" + text + "' is not an IPv4 address in dotted "
-                        + "decimal (four numbers 0-255, no leading zeros)");
+        String inner = text.startsWith("[") ? text.substring(1, text.length() - 1) : text;
+        if (inner.indexOf(':') >= 0) { // every bracketed host (the pattern)
+            if (!ipv6(inner)) {
+                throw new UsageError("argument " + flag + ": '" + text + "' is not an IPv6 address");
             }
-            return text;
+            return inner;
         }
-        String inner = text.substring(1, text.length() - 1);
-        // A literal with a ':' that starts with a hex digit or ':' is parsed, never looked up.
-        boolean literal = !inner.isEmpty() && (inner.charAt(0) == ':' || Character.digit(inner.charAt(0), 16) >= 0);
-        try {
-            if (literal) {
-                InetAddress.getByName(inner);
-                return inner;
-            }
-        } catch (UnknownHostException e) {
-            // not an IPv6 address
+        if (ipv4Like(text) && !dottedDecimal(text)) {
+            throw new UsageError("argument " + flag + ": '" + text + "' is not an IPv4 address in dotted "
+                    + "decimal (four numbers 0-255, no leading zeros)");
         }
-        throw new UsageError("argument " + flag + ": brackets hold an IPv6 address only: '" + text + "'");
+        return text;
     }
 
-    /** cli.toml [types.host] ipv4_like: no ':', and the last part (after one trailing dot) is digits or 0x... */
-    private static boolean ipv4Like(String text) {
-        if (text.indexOf(':') >= 0) {
-            return false;
+    /**
+     * RFC 4291's text form, exactly what glibc's inet_pton(AF_INET6) takes: eight groups of 1-4 hex digits
+     * joined by ':', or fewer with one "::" that stands for at least one zero group; the last two groups may be
+     * an IPv4 address, in dotted decimal. Not InetAddress's parser: it takes ::ffff:0177.0.0.1 as 177.0.0.1.
+     */
+    private static boolean ipv6(String text) {
+        boolean elided = text.startsWith("::");
+        int groups = 0;
+        int i = elided ? 2 : 0;
+        while (i < text.length()) {
+            int start = i;
+            while (i < text.length() && i - start <= 4 && Character.digit(text.charAt(i), 16) >= 0) {
+                i++; // up to one digit too many, so that 12345 fails; ASCII only (the pattern)
+            }
+            if (i < text.length() && text.charAt(i) == '.') { // the IPv4 part: two groups, and the end
+                groups += 2;
+                return (elided ? groups < 8 : groups == 8) && dottedDecimal(text.substring(start));
+            }
+            if (i == start || i - start > 4) {
+                return false;
+            }
+            groups++;
+            if (i == text.length()) {
+                break;
+            }
+            if (text.charAt(i) != ':' || ++i == text.length()) { // a lone ':' at the end
+                return false;
+            }
+            if (text.charAt(i) == ':') {
+                if (elided) {
+                    return false;
+                }
+                elided = true;
+                i++;
+            }
         }
+        return elided ? groups < 8 : groups == 8;
+    }
+
+    /**
+     * cli.toml [types.host] ipv4_like, of a host with no ':' (host() sees to that): the last part (after one
+     * trailing dot) is digits or 0x...
+     */
+    private static boolean ipv4Like(String text) {
         int end = text.endsWith(".") ? text.length() - 1 : text.length();
         int start = text.lastIndexOf('.', end - 1) + 1;
         if (start >= end) {

@@ -3,8 +3,10 @@ package upperecho;
 
 import java.io.IOException;
 import java.math.BigDecimal;
+import java.net.Inet6Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
+import java.net.SocketException;
 import java.net.SocketTimeoutException;
 import java.net.StandardSocketOptions;
 import java.net.UnknownHostException;
@@ -70,49 +72,69 @@ final class Client {
     }
 
     /**
-     * Try each address the host resolves to, each bounded by --timeout (C-5); null after a C-6 error.
+     * Connect to the first address the host resolves to (X-5), bounded by --timeout (C-5); null after a C-6
+     * error. A reset of a connection the server accepted is thrown (exit 4), however soon it came.
      * A non-blocking connect on the selector: the channel's blocking socket adaptor would load and
      * initialise java.net.Socket and its properties file at every start.
      */
-    private static SocketChannel connect(Options options, Selector selector) {
-        InetAddress[] addresses;
+    private static SocketChannel connect(Options options, Selector selector) throws IOException {
+        String where = (options.host().indexOf(':') >= 0 ? "[" + options.host() + "]" : options.host()) + ":"
+                + options.port();
+        InetAddress address;
         try {
-            addresses = InetAddress.getAllByName(options.host());
+            address = InetAddress.getAllByName(options.host())[0];
         } catch (UnknownHostException e) {
-            Cli.error("cannot connect to " + options.host() + ":" + options.port() + ": unknown host");
+            Cli.error("cannot connect to " + where + ": unknown host");
             return null;
         }
-        String reason = "no address";
-        for (InetAddress address : addresses) {
-            SocketChannel channel = null;
-            try {
-                channel = SocketChannel.open();
-                channel.configureBlocking(false);
-                if (!channel.connect(new InetSocketAddress(address, options.port()))) {
-                    channel.register(selector, SelectionKey.OP_CONNECT);
-                    long deadline = System.nanoTime() + options.timeoutMs() * 1_000_000L;
-                    while (!channel.finishConnect()) {
-                        long waitMs = (deadline - System.nanoTime() + 999_999L) / 1_000_000L;
-                        if (waitMs <= 0) {
-                            throw new SocketTimeoutException();
-                        }
-                        selector.select(waitMs);
-                        selector.selectedKeys().clear();
-                    }
-                }
-                channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
-                return channel;
-            } catch (SocketTimeoutException e) {
-                reason = "timed out";
-            } catch (IOException e) {
-                reason = e.getMessage();
-            } catch (UnsupportedAddressTypeException e) { // an IPv6 address without IPv6: the adaptor's wording
-                reason = "Unsupported address type";
-            }
-            closeQuietly(channel);
+        if (address.isAnyLocalAddress()) { // Linux would connect to this host instead; other systems refuse
+            Cli.error("cannot connect to " + where + ": " + (address instanceof Inet6Address ? "::" : "0.0.0.0")
+                    + " is an unspecified address, which names no peer");
+            return null;
         }
-        Cli.error("cannot connect to " + options.host() + ":" + options.port() + ": " + reason);
+        String reason;
+        SocketChannel channel = null;
+        try {
+            channel = SocketChannel.open();
+            channel.configureBlocking(false);
+            if (!channel.connect(new InetSocketAddress(address, options.port()))) {
+                channel.register(selector, SelectionKey.OP_CONNECT);
+                long deadline = System.nanoTime() + options.timeoutMs() * 1_000_000L;
+                while (!channel.finishConnect()) {
+                    long waitMs = (deadline - System.nanoTime() + 999_999L) / 1_000_000L;
+                    if (waitMs <= 0) {
+                        throw new SocketTimeoutException();
+                    }
+                    selector.select(waitMs);
+                    selector.selectedKeys().clear();
+                }
+            }
+            channel.setOption(StandardSocketOptions.TCP_NODELAY, true);
+            return channel;
+        } catch (SocketTimeoutException e) {
+            reason = "timed out";
+        } catch (IOException e) {
+            if (isReset(e)) { // C-6: accepted, then reset (an S-3 rejection): not a refusal
+                closeQuietly(channel);
+                throw e;
+            }
+            reason = e.getMessage();
+        } catch (UnsupportedAddressTypeException e) { // an IPv6 address without IPv6: the adaptor's wording
+            reason = "Unsupported address type";
+        }
+        closeQuietly(channel);
+        Cli.error("cannot connect to " + where + ": " + reason);
         return null;
+    }
+
+    /**
+     * Whether a connect failed with ECONNRESET: the server accepted the connection, then reset it, before
+     * finishConnect saw it complete. The JDK throws a plain SocketException for it, as for a network that
+     * cannot be reached, worded by strerror: only the words tell them apart. bin/upper-echo sets LANGUAGE=C
+     * so that strerror speaks English whatever the locale.
+     */
+    private static boolean isReset(IOException e) {
+        return e instanceof SocketException && String.valueOf(e.getMessage()).startsWith("Connection reset");
     }
 
     /**

@@ -6,6 +6,7 @@ import java.net.Inet6Address;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.SocketAddress;
+import java.net.StandardProtocolFamily;
 import java.net.StandardSocketOptions;
 import java.net.UnknownHostException;
 import java.nio.ByteBuffer;
@@ -62,8 +63,11 @@ import java.util.function.Consumer;
  * (no OP_ACCEPT interest, so the loop does not spin on a full backlog) for
  * 100 ms, with at most one diagnostic line a second.
  *
- * Shutdown (S-4): the JVM turns SIGTERM/SIGINT into its shutdown sequence,
- * which runs our shutdown hook (a supported API; sun.misc.Signal is not).
+ * Shutdown (S-4): the JVM turns SIGTERM/SIGINT/SIGHUP into its shutdown
+ * sequence, which runs our shutdown hook (a supported API; sun.misc.Signal is
+ * not). A signal ignored when the JVM started stays ignored, as S-4 wants
+ * for SIGHUP under nohup. The hook is in place before the readiness line, so
+ * a signal the instant after it is acted on.
  * The hook tells the loop to stop and waits: the loop closes the listener
  * (new connects are refused), serves the open connections until they finish
  * or the drain timeout, resets the rest and logs their close lines. The hook
@@ -135,7 +139,7 @@ final class Server {
         this.options = options;
     }
 
-    /** Serve until SIGTERM/SIGINT (S-4); return the exit status when it cannot listen or announce (S-9). */
+    /** Serve until SIGTERM/SIGINT/SIGHUP (S-4); return the exit status when it cannot listen or announce (S-9). */
     static int run(Options options) {
         // S-11: whatever escapes a thread is one line, never the JVM's stack trace
         Thread.setDefaultUncaughtExceptionHandler(
@@ -163,7 +167,9 @@ final class Server {
         InetSocketAddress where = new InetSocketAddress(address, port);
         ServerSocketChannel socket = null;
         try {
-            socket = ServerSocketChannel.open();
+            // The address's own family: an IPv6 socket bound to 0.0.0.0 would take IPv6 connections too (S-8).
+            socket = ServerSocketChannel.open(address instanceof Inet6Address ? StandardProtocolFamily.INET6
+                    : StandardProtocolFamily.INET);
             socket.setOption(StandardSocketOptions.SO_REUSEADDR, true);
             socket.bind(where, BACKLOG);
             socket.configureBlocking(false);
