@@ -18,7 +18,6 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.IO;
 using System.Net;
-using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
 
@@ -182,62 +181,37 @@ namespace UpperEcho
             return values.TryGetValue(o.Flag, out text) ? text : o.Default;
         }
 
-        /// <summary>X-5: not empty, no zone index, brackets only around an IPv6 address (then without them).</summary>
+        /// <summary>X-5: printable ASCII without spaces, not empty, no zone index, brackets only around an IPv6
+        /// address (then without them), and with a ':' an IPv6 address, never a name.</summary>
         public string Host(string flag)
         {
             Option o = Get(flag, ValueType.Host);
             string text = Raw(o);
             if (text.Length == 0) throw new UsageException("argument " + flag + ": an empty host is not an address");
+            foreach (char c in text)
+            {
+                // Never resolved: some resolvers map other scripts' digits and dots to ASCII ones (IDNA), others do not.
+                if (c < '!' || c > '~')
+                    throw new UsageException("argument " + flag + ": a host is printable ASCII without spaces, not U+"
+                                             + ((int)c).ToString("X4", CultureInfo.InvariantCulture) + ": '" + text + "'");
+            }
             if (text[0] == '[' && text[text.Length - 1] == ']' && text.Length > 2)
             {
                 string inner = text.Substring(1, text.Length - 2);
-                IPAddress address;
-                if (inner.IndexOf(':') >= 0 && AllOf(inner, "0123456789ABCDEFabcdef:.")
-                    && IPAddress.TryParse(inner, out address) && address.AddressFamily == AddressFamily.InterNetworkV6)
-                    return inner;
+                if (HostText.Ipv6(inner) != null) return inner;
                 throw new UsageException("argument " + flag + ": brackets hold an IPv6 address only: '" + text + "'");
             }
             if (text.IndexOf('%') >= 0)
                 throw new UsageException("argument " + flag + ": no zone index: '" + text + "'");
             if (text.IndexOf('[') >= 0 || text.IndexOf(']') >= 0)
                 throw new UsageException("argument " + flag + ": brackets hold an IPv6 address only: '" + text + "'");
-            if (Ipv4Like(text) && !DottedDecimal(text))
+            if (text.IndexOf(':') >= 0 && HostText.Ipv6(text) == null)
+                throw new UsageException("argument " + flag + ": '" + text
+                                         + "' is not an IPv6 address (RFC 4291 text form, an IPv4 part in dotted decimal)");
+            if (HostText.Ipv4Like(text) && HostText.Ipv4(text) == null)
                 throw new UsageException("argument " + flag + ": '" + text
                                          + "' is not an IPv4 address in dotted decimal (four numbers 0-255, no leading zeros)");
             return text;
-        }
-
-        /// <summary>cli.toml [types.host] ipv4_like: no ':', and the last part (after one trailing dot) is
-        /// digits or starts with 0x.</summary>
-        static bool Ipv4Like(string text)
-        {
-            if (text.IndexOf(':') >= 0) return false;
-            int end = text.EndsWith(".", StringComparison.Ordinal) ? text.Length - 1 : text.Length;
-            int start = end == 0 ? 0 : text.LastIndexOf('.', end - 1) + 1;
-            if (start >= end) return false;
-            if (end - start >= 2 && text[start] == '0' && (text[start + 1] == 'x' || text[start + 1] == 'X')) return true;
-            for (int i = start; i < end; i++)
-                if (!Cli.IsDigit(text[i])) return false;
-            return true;
-        }
-
-        /// <summary>cli.toml [types.host] ipv4: four numbers 0-255 joined by dots, no leading zeros.</summary>
-        static bool DottedDecimal(string text)
-        {
-            string[] parts = text.Split('.');
-            if (parts.Length != 4) return false;
-            foreach (string part in parts)
-            {
-                if (part.Length == 0 || part.Length > 3 || (part.Length > 1 && part[0] == '0')) return false;
-                int value = 0;
-                foreach (char c in part)
-                {
-                    if (!Cli.IsDigit(c)) return false;
-                    value = value * 10 + (c - '0');
-                }
-                if (value > 255) return false;
-            }
-            return true;
         }
 
         /// <summary>X-4: `[0-9]+` within the table's range.</summary>
@@ -266,12 +240,113 @@ namespace UpperEcho
                                          + Cli.FormatSeconds(o.Min) + "-" + Cli.FormatSeconds(o.Max) + " seconds)");
             return (int)ms; // the table's largest, 1000000 s, is 1e9 ms
         }
+    }
 
-        static bool AllOf(string s, string allowed)
+    /// <summary>The address forms of X-5 (spec/cli.toml [types.host]), read by hand: Mono's IPAddress.TryParse takes
+    /// more than the C library does (`::ffff:127.0.0.01`, `::ffff:1.2.3`).</summary>
+    static class HostText
+    {
+        /// <summary>The address a host that passed ParsedArgs.Host stands for, or null for a name to resolve.</summary>
+        public static IPAddress Literal(string host)
         {
-            foreach (char c in s)
-                if (allowed.IndexOf(c) < 0) return false;
+            byte[] bytes = host.IndexOf(':') >= 0 ? Ipv6(host) : Ipv4(host);
+            return bytes == null ? null : new IPAddress(bytes);
+        }
+
+        /// <summary>cli.toml [types.host] ipv4_like: no ':', and the last part (after one trailing dot) is
+        /// digits or starts with 0x.</summary>
+        public static bool Ipv4Like(string text)
+        {
+            if (text.IndexOf(':') >= 0) return false;
+            int end = text.EndsWith(".", StringComparison.Ordinal) ? text.Length - 1 : text.Length;
+            int start = end == 0 ? 0 : text.LastIndexOf('.', end - 1) + 1;
+            if (start >= end) return false;
+            if (end - start >= 2 && text[start] == '0' && (text[start + 1] == 'x' || text[start + 1] == 'X')) return true;
+            for (int i = start; i < end; i++)
+                if (!Cli.IsDigit(text[i])) return false;
             return true;
+        }
+
+        /// <summary>cli.toml [types.host] ipv4: four numbers 0-255 joined by dots, no leading zeros. Its 4 bytes, or null.</summary>
+        public static byte[] Ipv4(string text)
+        {
+            string[] parts = text.Split('.');
+            if (parts.Length != 4) return null;
+            var bytes = new byte[4];
+            for (int k = 0; k < 4; k++)
+            {
+                string part = parts[k];
+                if (part.Length == 0 || part.Length > 3 || (part.Length > 1 && part[0] == '0')) return null;
+                int value = 0;
+                foreach (char c in part)
+                {
+                    if (!Cli.IsDigit(c)) return null;
+                    value = value * 10 + (c - '0');
+                }
+                if (value > 255) return null;
+                bytes[k] = (byte)value;
+            }
+            return bytes;
+        }
+
+        /// <summary>RFC 4291's text form, exactly what glibc's inet_pton(AF_INET6) takes: eight groups of 1-4 hex
+        /// digits joined by ':', at most one "::" standing for one or more zero groups, and in place of the last
+        /// two groups possibly an IPv4 address in dotted decimal (Ipv4). Its 16 bytes, or null.</summary>
+        public static byte[] Ipv6(string text)
+        {
+            int gap = text.IndexOf("::", StringComparison.Ordinal);
+            if (gap >= 0 && text.IndexOf("::", gap + 1, StringComparison.Ordinal) >= 0) return null; // also ":::"
+            var head = new List<byte>(16);
+            var tail = new List<byte>(16);
+            if (gap < 0)
+                return Groups(text, true, tail) && tail.Count == 16 ? tail.ToArray() : null;
+            // "::" is at least one zero group: 14 bytes around it at most.
+            if (!Groups(text.Substring(0, gap), false, head) || !Groups(text.Substring(gap + 2), true, tail)
+                || head.Count + tail.Count > 14)
+                return null;
+            var bytes = new byte[16];
+            head.CopyTo(bytes, 0);
+            tail.CopyTo(bytes, 16 - tail.Count);
+            return bytes;
+        }
+
+        /// <summary>The bytes of ':'-separated groups (none when text is empty) onto bytes; the last group may be
+        /// an IPv4 address when ipv4Last (an IPv4 part ends the address). False when text is not such groups.</summary>
+        static bool Groups(string text, bool ipv4Last, List<byte> bytes)
+        {
+            if (text.Length == 0) return true;
+            string[] groups = text.Split(':');
+            for (int k = 0; k < groups.Length; k++)
+            {
+                string g = groups[k];
+                if (ipv4Last && k == groups.Length - 1 && g.IndexOf('.') >= 0)
+                {
+                    byte[] v4 = Ipv4(g);
+                    if (v4 == null) return false;
+                    bytes.AddRange(v4);
+                    break;
+                }
+                if (g.Length == 0 || g.Length > 4) return false;
+                int value = 0;
+                foreach (char c in g)
+                {
+                    int digit = HexDigit(c);
+                    if (digit < 0) return false;
+                    value = value << 4 | digit;
+                }
+                bytes.Add((byte)(value >> 8));
+                bytes.Add((byte)value);
+            }
+            return bytes.Count <= 16;
+        }
+
+        /// <summary>An ASCII hex digit's value, or -1.</summary>
+        static int HexDigit(char c)
+        {
+            if (c >= '0' && c <= '9') return c - '0';
+            if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+            if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+            return -1;
         }
     }
 
@@ -300,7 +375,7 @@ namespace UpperEcho
             "  --port PORT          port, 0-65535; 0 takes a free one (default: 7007)\n" +
             "  --idle-timeout S     close a connection that received nothing for S seconds; 0 = never (default: 300)\n" +
             "  --max-connections N  accept and close at once beyond N open connections, 1-1000000 (default: 1024)\n" +
-            "  --drain-timeout S    on SIGTERM/SIGINT, let connections finish for S seconds (default: 5)\n\n" +
+            "  --drain-timeout S    on SIGTERM/SIGINT/SIGHUP, let connections finish for S seconds (default: 5)\n\n" +
             "Seconds are 0-1000000, to the millisecond (e.g. 0.5).\n";
 
         const string ClientUsage =

@@ -41,6 +41,12 @@ namespace UpperEcho
         }
     }
 
+    /// <summary>The host is or resolves to an address that names no peer (C-6): exit 3.</summary>
+    sealed class NoPeerException : Exception
+    {
+        public NoPeerException(string message) : base(message) { }
+    }
+
     sealed class Client
     {
         const int Chunk = 64 * 1024;
@@ -75,9 +81,16 @@ namespace UpperEcho
             {
                 socket = Connect(options.Host, options.Port, timeout);
             }
+            catch (SocketException e) when (IsReset(e))
+            {
+                // C-6: the server accepted, then reset before the connect was seen to complete (an S-3 rejection).
+                Out.Error("connection broke: " + Out.OneLine(e.Message));
+                return ExitCode.ConnectionBroke;
+            }
             catch (Exception e)
             {
-                Out.Error("cannot connect to " + options.Host + ":" + options.Port + ": " + Out.OneLine(Reason(e)));
+                string where = options.Host.IndexOf(':') >= 0 ? "[" + options.Host + "]" : options.Host; // IPv6 in brackets
+                Out.Error("cannot connect to " + where + ":" + options.Port + ": " + Out.OneLine(Reason(e)));
                 return ExitCode.CannotConnect;
             }
             byte[] payload = null;
@@ -102,6 +115,12 @@ namespace UpperEcho
             return client.ReceiveAll();
         }
 
+        /// <summary>A reset (ECONNRESET) or broken pipe (EPIPE, which Mono calls Shutdown): the connection was made.</summary>
+        static bool IsReset(SocketException e)
+        {
+            return e.SocketErrorCode == SocketError.ConnectionReset || e.SocketErrorCode == SocketError.Shutdown;
+        }
+
         static string Reason(Exception e)
         {
             var se = e as SocketException;
@@ -109,48 +128,42 @@ namespace UpperEcho
             return e.Message;
         }
 
-        /// <summary>Try each address the host resolves to, in order, within one overall timeout.</summary>
+        /// <summary>Connect to the first address the host resolves to within the timeout (C-5).</summary>
         static Socket Connect(string host, int port, double timeoutSeconds)
         {
-            var clock = Stopwatch.StartNew();
-            IPAddress literal;
-            IPAddress[] addresses = IPAddress.TryParse(host, out literal)
-                ? new[] { literal }
-                : Dns.GetHostAddresses(host);
+            IPAddress literal = HostText.Literal(host);
+            IPAddress[] addresses = literal != null ? new[] { literal } : Dns.GetHostAddresses(host);
             if (addresses.Length == 0) throw new SocketException((int)SocketError.HostNotFound);
-            Exception last = null;
-            foreach (IPAddress address in addresses)
+            IPAddress address = addresses[0]; // the first address, never the others after it fails
+            // C-6: Linux would connect an unspecified address (0.0.0.0, ::, ::ffff:0.0.0.0) to this host; it names no peer.
+            IPAddress plain = address.IsIPv4MappedToIPv6 ? address.MapToIPv4() : address;
+            if (plain.Equals(IPAddress.Any) || plain.Equals(IPAddress.IPv6Any))
+                throw new NoPeerException((address == plain ? "" : "::ffff:") + plain + " is an unspecified address, which names no peer");
+            var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            try
             {
-                double left = timeoutSeconds * 1000 - clock.Elapsed.TotalMilliseconds;
-                if (left <= 0) throw new SocketException((int)SocketError.TimedOut);
-                var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                // A blocking connect bounded by SO_SNDTIMEO (Linux honours it for connect): no
+                // exception and no async machinery on the successful path, which keeps start-up short.
+                socket.SendTimeout = (int)Math.Max(1, Math.Min(timeoutSeconds * 1000, int.MaxValue));
                 try
                 {
-                    // A blocking connect bounded by SO_SNDTIMEO (Linux honours it for connect): no
-                    // exception and no async machinery on the successful path, which keeps start-up short.
-                    socket.SendTimeout = (int)Math.Max(1, Math.Min(left, int.MaxValue));
-                    try
-                    {
-                        socket.Connect(new IPEndPoint(address, port));
-                    }
-                    catch (SocketException e)
-                    {
-                        if (e.SocketErrorCode == SocketError.WouldBlock || e.SocketErrorCode == SocketError.InProgress
-                            || e.SocketErrorCode == SocketError.TimedOut)
-                            throw new SocketException((int)SocketError.TimedOut);
-                        throw;
-                    }
-                    socket.SendTimeout = 0; // C-5: no timeout while sending
-                    return socket;
+                    socket.Connect(new IPEndPoint(address, port));
                 }
                 catch (SocketException e)
                 {
-                    socket.Close();
-                    last = e;
-                    if (e.SocketErrorCode == SocketError.TimedOut) throw;
+                    if (e.SocketErrorCode == SocketError.WouldBlock || e.SocketErrorCode == SocketError.InProgress
+                        || e.SocketErrorCode == SocketError.TimedOut)
+                        throw new SocketException((int)SocketError.TimedOut);
+                    throw;
                 }
+                socket.SendTimeout = 0; // C-5: no timeout while sending
+                return socket;
             }
-            throw last;
+            catch (SocketException)
+            {
+                socket.Close();
+                throw;
+            }
         }
 
         void SendAll(byte[] payload)

@@ -83,10 +83,12 @@ namespace UpperEcho
     //   which fails (ENOTCONN) for a connection reset while it waited in the backlog; accept(2) itself
     //   reports the address of every connection it returns (S-6).
     // - accept(2)'s errno: EMFILE and friends are told apart from a connection that died (S-10).
-    // - send(2) that returns what it took when SO_SNDTIMEO runs out (Mono's blocking Send loops until
-    //   all is sent), which is how the server sees a peer that stopped taking the answer (S-2).
+    // - recv(2) and send(2) that never block, and poll(2) on a connection and an eventfd(2) at once: a
+    //   wait that the idle timeout (S-2) bounds and the end of the drain (S-4) ends, with no FIN sent.
+    //   (Another thread can wake a blocked send(2) only with shutdown(2), which sends a FIN, or a signal.)
     // - SO_LINGER 0 on every reset (S-2, S-3, S-4), and shutdown(2) of the listener, which wakes a
     //   blocked accept and refuses new connections at once (S-4).
+    // - sigaction(2), to learn whether SIGHUP was ignored when the server started (S-4).
     //
     // And for every command, because the managed way costs start-up time: read(2) and write(2) on the
     // standard streams (Out), access(2) and _exit(2) (Quirks).
@@ -94,21 +96,21 @@ namespace UpperEcho
     {
         // Linux x86-64 and arm64 constants.
         public const int EINTR = 4, EAGAIN = 11, ENOMEM = 12, ENFILE = 23, EMFILE = 24, ENOBUFS = 105;
-        public const int SOL_SOCKET = 1, SO_LINGER = 13, SO_RCVTIMEO = 20, SO_SNDTIMEO = 21;
+        public const int SOL_SOCKET = 1, SO_LINGER = 13;
         public const int IPPROTO_TCP = 6, TCP_NODELAY = 1;
         public const int SHUT_RDWR = 2;
-        public const int MSG_NOSIGNAL = 0x4000;
-        public const int SOCK_CLOEXEC = 0x80000;
+        public const int MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000;
+        public const int SOCK_CLOEXEC = 0x80000, EFD_CLOEXEC = 0x80000;
+        public const int SIGHUP = 1;
+        public const short POLLIN = 1, POLLOUT = 4;
         const int AF_INET = 2, AF_INET6 = 10;
         const int F_OK = 0;
-        const short POLLIN = 1, POLLOUT = 4;
         const int SockaddrSize = 128; // sizeof(struct sockaddr_storage)
+        const int SigactionSize = 256; // more than sizeof(struct sigaction) (152 with glibc), whose handler comes first
+        static readonly IntPtr SIG_IGN = (IntPtr)1;
 
         [StructLayout(LayoutKind.Sequential)]
         struct Linger { public int OnOff; public int Seconds; }
-
-        [StructLayout(LayoutKind.Sequential)]
-        struct Timeval { public IntPtr Seconds; public IntPtr Microseconds; } // long, long
 
         [StructLayout(LayoutKind.Sequential)]
         struct PollFd { public int Fd; public short Events; public short Revents; }
@@ -148,6 +150,12 @@ namespace UpperEcho
 
         [DllImport("libc", EntryPoint = "_exit")]
         static extern void _exit(int status);
+
+        [DllImport("libc", EntryPoint = "eventfd", SetLastError = true)]
+        static extern int eventfd(uint initialValue, int flags);
+
+        [DllImport("libc", EntryPoint = "sigaction", SetLastError = true)]
+        static extern int sigaction(int signum, byte* action, byte* oldAction);
 
         static int Errno() { return Marshal.GetLastWin32Error(); }
 
@@ -202,23 +210,40 @@ namespace UpperEcho
             return errno == EINTR ? 0 : errno;
         }
 
-        /// <summary>recv(2): bytes read, 0 at end of stream, -1 with errno.</summary>
+        /// <summary>Waits up to timeoutMs (-1: for ever) for events on fd (or an error or hang-up), or for wake to be
+        /// readable: 0, or the errno of a failed poll(2) (EINTR counts as woken: the caller looks again).</summary>
+        public static int WaitEither(int fd, short events, int wake, int timeoutMs)
+        {
+            PollFd* p = stackalloc PollFd[2];
+            p[0].Fd = fd;
+            p[0].Events = events;
+            p[0].Revents = 0;
+            p[1].Fd = wake;
+            p[1].Events = POLLIN;
+            p[1].Revents = 0;
+            if (poll(p, (UIntPtr)2, timeoutMs) >= 0) return 0;
+            int errno = Errno();
+            return errno == EINTR ? 0 : errno;
+        }
+
+        /// <summary>recv(2) without waiting: bytes read, 0 at end of stream, -1 with errno (EAGAIN: nothing yet).</summary>
         public static int Receive(int fd, byte[] buffer, int offset, int count, out int errno)
         {
             fixed (byte* b = buffer)
             {
-                long n = (long)recv(fd, b + offset, (UIntPtr)count, 0);
+                long n = (long)recv(fd, b + offset, (UIntPtr)count, MSG_DONTWAIT);
                 errno = n < 0 ? Errno() : 0;
                 return (int)n;
             }
         }
 
-        /// <summary>send(2) without SIGPIPE: bytes the kernel took, or -1 with errno.</summary>
+        /// <summary>send(2) without waiting and without SIGPIPE: bytes the kernel took, or -1 with errno (EAGAIN: no
+        /// room yet).</summary>
         public static int Send(int fd, byte[] buffer, int offset, int count, out int errno)
         {
             fixed (byte* b = buffer)
             {
-                long n = (long)send(fd, b + offset, (UIntPtr)count, MSG_NOSIGNAL);
+                long n = (long)send(fd, b + offset, (UIntPtr)count, MSG_DONTWAIT | MSG_NOSIGNAL);
                 errno = n < 0 ? Errno() : 0;
                 return (int)n;
             }
@@ -280,15 +305,6 @@ namespace UpperEcho
             setsockopt(fd, level, name, &value, sizeof(int));
         }
 
-        /// <summary>SO_RCVTIMEO or SO_SNDTIMEO; 0 = none.</summary>
-        public static void SetTimeout(int fd, int name, int milliseconds)
-        {
-            Timeval t;
-            t.Seconds = (IntPtr)(milliseconds / 1000);
-            t.Microseconds = (IntPtr)(milliseconds % 1000 * 1000);
-            setsockopt(fd, SOL_SOCKET, name, &t, (uint)sizeof(Timeval));
-        }
-
         /// <summary>SO_LINGER 0: the close that follows sends a reset, not a FIN.</summary>
         public static void LingerZero(int fd)
         {
@@ -301,6 +317,29 @@ namespace UpperEcho
         public static void Shutdown(int fd) { shutdown(fd, SHUT_RDWR); }
 
         public static void Close(int fd) { close(fd); }
+
+        /// <summary>A new eventfd(2), close-on-exec, or -1 with errno.</summary>
+        public static int EventFd(out int errno)
+        {
+            int fd = eventfd(0, EFD_CLOEXEC);
+            errno = fd < 0 ? Errno() : 0;
+            return fd;
+        }
+
+        /// <summary>Makes the eventfd readable; as nothing reads it, it stays so and wakes every poll on it.</summary>
+        public static void Wake(int eventFd)
+        {
+            ulong one = 1;
+            write(eventFd, (byte*)&one, (UIntPtr)sizeof(ulong));
+        }
+
+        /// <summary>Whether the signal's disposition is SIG_IGN (as nohup leaves SIGHUP); sigaction(2) without
+        /// changing it.</summary>
+        public static bool IsIgnored(int signum)
+        {
+            byte* old = stackalloc byte[SigactionSize];
+            return sigaction(signum, null, old) == 0 && *(IntPtr*)old == SIG_IGN;
+        }
 
         public static bool IsResourceError(int errno)
         {

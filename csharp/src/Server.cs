@@ -1,20 +1,23 @@
 // The server (spec section 5).
 //
-// Threading model: one thread per connection with blocking socket I/O and a
-// small (256 KiB, mostly untouched) stack. Mono 6.8's async socket machinery
-// is slow and its single I/O selector thread burns CPU with 10,000 idle
-// connections; blocked threads cost nothing but memory. Blocking I/O gives the
-// protocol's rules for free: a blocking send that waits for a non-reading
-// client stops that connection's reads (backpressure, D-5) and delays no other
-// connection (S-1).
+// Threading model: one thread per connection that waits for its own socket
+// (below) and a small (256 KiB, mostly untouched) stack. Mono 6.8's async
+// socket machinery is slow and its single I/O selector thread burns CPU with
+// 10,000 idle connections; waiting threads cost nothing but memory. A thread
+// per connection gives the protocol's rules for free: a send that waits for a
+// non-reading client stops that connection's reads (backpressure, D-5) and
+// delays no other connection (S-1).
 //
 // Connections live on raw descriptors (Quirks.cs, class Posix), not Mono's Socket: accept(2)
-// reports the peer even of a connection reset in the backlog (S-6), its errno
-// tells exhaustion (S-10) from a dead connection, and send(2) returns when
-// SO_SNDTIMEO runs out. The idle timeout (S-2) is SO_RCVTIMEO and SO_SNDTIMEO:
-// a receive that waited S seconds ends the connection orderly (nothing is
-// waiting to be sent), a send of which the peer took nothing for S seconds
-// resets it. Every reset is SO_LINGER 0 (S-2, S-3, S-4).
+// reports the peer even of a connection reset in the backlog (S-6), and its
+// errno tells exhaustion (S-10) from a dead connection. A connection thread
+// waits only in poll(2), on its socket and on the server's abort eventfd, and
+// then reads and writes without blocking: the idle timeout (S-2) is the
+// poll's timeout (a receive that waited S seconds ends the connection
+// orderly, as nothing is waiting to be sent; a send of which the peer took
+// nothing for S seconds resets it), and the end of the drain (S-4) wakes every
+// wait at once. Every reset is SO_LINGER 0 and close(2), never shutdown(2),
+// which would send a FIN first (S-2, S-3, S-4).
 //
 // The accept thread only accepts, logs and admits (S-3); a second thread
 // starts the connection threads, which costs Mono far more than an accept, so
@@ -28,8 +31,8 @@
 // Shutdown (S-4): a signal thread (Mono.Unix.UnixSignal on Mono,
 // PosixSignalRegistration on .NET) wakes the main thread, which shuts the
 // listener down (new connects are refused), waits up to --drain-timeout for the
-// open connections, resets the rest, waits briefly for their `close` log
-// lines and exits 0.
+// open connections, resets the rest (the abort eventfd), waits briefly for their
+// `close` log lines and exits 0.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -82,14 +85,19 @@ namespace UpperEcho
         readonly ManualResetEvent stop = new ManualResetEvent(false);
         Socket listener;
         volatile bool stopping;
+        int abortFd; // an eventfd, readable once the drain ran out (S-4): it wakes every connection's wait
+        volatile bool aborted;
 
         public Server(ServerOptions options) { this.options = options; }
 
-        /// <summary>Listen, serve until SIGTERM/SIGINT, drain (S-4). Throws CannotListenException (S-9)
+        /// <summary>Listen, serve until SIGTERM, SIGINT or SIGHUP, drain (S-4). Throws CannotListenException (S-9)
         /// and StdoutException when the readiness line cannot be written (S-9, X-6).</summary>
         public void Run()
         {
             Quirks.SkipSlowSocketInit();
+            int errno;
+            abortFd = Posix.EventFd(out errno);
+            if (abortFd < 0) throw new CannotListenException("cannot make an eventfd: " + Posix.Strerror(errno));
             listener = Listen(options.Host, options.Port);
             var signals = InstallSignalHandlers(); // before readiness: a SIGTERM right after it must drain
             try
@@ -111,13 +119,29 @@ namespace UpperEcho
             Drain();
         }
 
+#if MONO
+        const int SignalPollMs = 200;
+#endif
+
+        /// <summary>SIGTERM, SIGINT and SIGHUP set stop (S-4); a SIGHUP ignored when the server started (as nohup leaves
+        /// it) stays ignored.</summary>
         object InstallSignalHandlers()
         {
+            bool hangUp = !Posix.IsIgnored(Posix.SIGHUP);
 #if MONO
-            var signals = new[] { new UnixSignal(Signum.SIGTERM), new UnixSignal(Signum.SIGINT) };
+            var list = new List<UnixSignal> { new UnixSignal(Signum.SIGTERM), new UnixSignal(Signum.SIGINT) };
+            if (hangUp) list.Add(new UnixSignal(Signum.SIGHUP));
+            UnixSignal[] signals = list.ToArray();
             var watcher = new Thread(() =>
             {
-                try { UnixSignal.WaitAny(signals, -1); }
+                // UnixSignal's handler counts a signal, and wakes a WaitAny only through a pipe that WaitAny makes
+                // when it starts waiting and removes when it returns: a signal that comes before (this thread may
+                // start after the readiness line) is counted but wakes nobody. So each wait is short, and the
+                // counts are looked at between waits.
+                try
+                {
+                    while (!Array.Exists(signals, signal => signal.IsSet)) UnixSignal.WaitAny(signals, SignalPollMs);
+                }
                 catch (ThreadAbortException) { return; } // runtime shutdown
                 catch (Exception e) { Out.Log("signal watcher failed: " + Out.OneLine(e.Message)); }
                 stop.Set();
@@ -126,19 +150,21 @@ namespace UpperEcho
             return signals;
 #else
             Action<PosixSignalContext> handler = context => { context.Cancel = true; stop.Set(); };
-            return new[]
+            var registrations = new List<PosixSignalRegistration>
             {
                 PosixSignalRegistration.Create(PosixSignal.SIGTERM, handler),
                 PosixSignalRegistration.Create(PosixSignal.SIGINT, handler),
             };
+            if (hangUp) registrations.Add(PosixSignalRegistration.Create(PosixSignal.SIGHUP, handler));
+            return registrations;
 #endif
         }
 
         /// <summary>Bind the first address the host resolves to (S-7); any failure is exit 1 (S-9).</summary>
         static Socket Listen(string host, int port)
         {
-            IPAddress address;
-            if (!IPAddress.TryParse(host, out address))
+            IPAddress address = HostText.Literal(host);
+            if (address == null)
             {
                 IPAddress[] addresses;
                 try { addresses = Dns.GetHostAddresses(host); }
@@ -287,6 +313,11 @@ namespace UpperEcho
 
         internal int IdleMilliseconds { get { return options.IdleTimeoutMs; } }
 
+        /// <summary>The drain ran out (S-4): every connection still open is reset.</summary>
+        internal bool Aborted { get { return aborted; } }
+
+        internal int AbortFd { get { return abortFd; } }
+
         internal void Finished(Connection connection)
         {
             lock (gate)
@@ -318,7 +349,9 @@ namespace UpperEcho
                     if (left <= 0) break;
                     Monitor.Wait(gate, TimeSpan.FromMilliseconds(Math.Min(left, 1000)));
                 }
-                foreach (Connection c in connections) c.Abort();
+                // The rest are reset: their threads wake from any wait, see Aborted, and close with SO_LINGER 0.
+                aborted = true;
+                Posix.Wake(abortFd);
                 // Give the aborted connections a moment to log their `close` lines.
                 var grace = Stopwatch.StartNew();
                 while (connections.Count > 0 && grace.ElapsedMilliseconds < 2000)
@@ -335,9 +368,6 @@ namespace UpperEcho
         readonly Server server;
         readonly int fd;
         readonly string peer;
-        readonly object fdGate = new object(); // End and Abort: never touch a descriptor after its close
-        bool closed, aborted;
-        bool receiveTimeoutCut, sendTimeoutCut; // an EINTR left SO_RCVTIMEO / SO_SNDTIMEO below the idle timeout
         long received, sent;
 
         public Connection(Server server, int fd, string peer)
@@ -352,28 +382,11 @@ namespace UpperEcho
             return "close peer=" + peer + " in=" + Interlocked.Read(ref received) + " out=" + Interlocked.Read(ref sent);
         }
 
-        /// <summary>S-4, from another thread: the connection is reset; its blocked reads and writes return at once.</summary>
-        public void Abort()
-        {
-            lock (fdGate)
-            {
-                if (closed) return;
-                aborted = true;
-                Posix.LingerZero(fd);
-                Posix.Shutdown(fd);
-            }
-        }
-
         /// <summary>Closes the descriptor, with a reset (SO_LINGER 0) or orderly.</summary>
         public void End(bool reset)
         {
-            lock (fdGate)
-            {
-                if (closed) return;
-                closed = true;
-                if (reset || aborted) Posix.LingerZero(fd);
-                Posix.Close(fd);
-            }
+            if (reset) Posix.LingerZero(fd);
+            Posix.Close(fd);
         }
 
         public void Serve()
@@ -398,34 +411,12 @@ namespace UpperEcho
         bool Converse()
         {
             Posix.SetInt(fd, Posix.IPPROTO_TCP, Posix.TCP_NODELAY, 1); // answers are owed at once (D-2): no Nagle delay
-            int idle = server.IdleMilliseconds; // S-2; 0 = off
-            if (idle > 0)
-            {
-                // A receive that sees no byte for S seconds, and a send whose answer the peer takes
-                // none of for S seconds, both return EAGAIN: no progress either way (S-2).
-                Posix.SetTimeout(fd, Posix.SO_RCVTIMEO, idle);
-                Posix.SetTimeout(fd, Posix.SO_SNDTIMEO, idle);
-            }
             var transducer = new Transducer();
             var buffer = new byte[Server.InitialReadBuffer];
             while (true)
             {
-                int errno;
-                long waitStarted = Stopwatch.GetTimestamp();
-                int r;
-                while (true)
-                {
-                    r = Posix.Receive(fd, buffer, 0, buffer.Length, out errno);
-                    if (r >= 0 || errno != Posix.EINTR) break;
-                    errno = ResumeTimeout(Posix.SO_RCVTIMEO, idle, waitStarted);
-                    if (errno == Posix.EAGAIN) break; // r is -1: timed out
-                }
-                RestoreTimeout(Posix.SO_RCVTIMEO, idle);
-                if (r < 0)
-                {
-                    if (errno != Posix.EAGAIN) return false; // reset by the peer (S-5)
-                    r = 0; // S-2: idle with nothing waiting to be sent: answer the held-back tail as at EOF (E-2)
-                }
+                int r = Receive(buffer);
+                if (r < 0) return false; // reset by the peer (S-5), or the drain ran out (S-4)
                 if (r == 0)
                 {
                     int tail = transducer.Flush(); // E-1 (Flush before reading Output: it may grow)
@@ -433,59 +424,63 @@ namespace UpperEcho
                 }
                 Interlocked.Add(ref received, r);
                 int n = transducer.Feed(buffer, 0, r); // before reading Output: Feed may grow it
-                if (SendAll(transducer.Output, n) != Sent.All) return false; // blocks while the client does not read (D-5)
+                if (SendAll(transducer.Output, n) != Sent.All) return false; // waits while the client does not read (D-5)
                 if (r == buffer.Length && buffer.Length < Server.ReadBuffer) buffer = new byte[Server.ReadBuffer];
+            }
+        }
+
+        /// <summary>The bytes the peer sent next, waiting for them: their count; 0 at end of stream, and also when
+        /// nothing came for the idle timeout (S-2: nothing is waiting to be sent, so the held-back tail is answered
+        /// as at EOF, E-2); -1 for a reset by the peer (S-5) or the end of the drain (S-4).</summary>
+        int Receive(byte[] buffer)
+        {
+            long since = Stopwatch.GetTimestamp();
+            while (true)
+            {
+                if (server.Aborted) return -1;
+                int errno;
+                int r = Posix.Receive(fd, buffer, 0, buffer.Length, out errno);
+                if (r >= 0) return r;
+                if (errno != Posix.EAGAIN && errno != Posix.EINTR) return -1;
+                int wait = WaitLeft(since);
+                if (wait == 0) return 0;
+                if (Posix.WaitEither(fd, Posix.POLLIN, server.AbortFd, wait) != 0) return -1;
             }
         }
 
         Sent SendAll(byte[] data, int count)
         {
             int offset = 0;
-            int idle = server.IdleMilliseconds;
+            long since = Stopwatch.GetTimestamp(); // the last progress: the peer took some of the answer
             while (offset < count)
             {
+                if (server.Aborted) return Sent.Broken;
                 int errno;
-                long waitStarted = Stopwatch.GetTimestamp();
-                int n;
-                while (true)
+                int n = Posix.Send(fd, data, offset, count - offset, out errno);
+                if (n >= 0)
                 {
-                    n = Posix.Send(fd, data, offset, count - offset, out errno);
-                    if (n >= 0 || errno != Posix.EINTR) break;
-                    errno = ResumeTimeout(Posix.SO_SNDTIMEO, idle, waitStarted);
-                    if (errno == Posix.EAGAIN) break; // n is -1: timed out
+                    offset += n; // a partial send is progress: the next wait is S seconds afresh
+                    Interlocked.Add(ref sent, n);
+                    since = Stopwatch.GetTimestamp();
+                    continue;
                 }
-                if (n < 0)
-                {
-                    // EAGAIN: SO_SNDTIMEO ran out with none of the answer taken: S-2 resets the connection.
-                    return errno == Posix.EAGAIN ? Sent.Stalled : Sent.Broken;
-                }
-                offset += n; // a partial send is progress: the next one waits S seconds afresh
-                Interlocked.Add(ref sent, n);
+                if (errno != Posix.EAGAIN && errno != Posix.EINTR) return Sent.Broken;
+                int wait = WaitLeft(since);
+                if (wait == 0) return Sent.Stalled; // S-2: the peer took none of the answer for S seconds
+                if (Posix.WaitEither(fd, Posix.POLLOUT, server.AbortFd, wait) != 0) return Sent.Broken;
             }
-            RestoreTimeout(Posix.SO_SNDTIMEO, idle);
             return Sent.All;
         }
 
-        /// <summary>A wait interrupted by a signal (Mono's GC suspends threads with signals, and a socket call
-        /// with a timeout is then not restarted): go on waiting only for what is left of the idle timeout,
-        /// so that signals cannot keep an idle connection open (S-2). EINTR to retry, or EAGAIN when the
-        /// timeout has run out.</summary>
-        int ResumeTimeout(int option, int idle, long waitStarted)
+        /// <summary>How long a wait without progress since `since` may still go on (S-2): -1 for ever when the idle
+        /// timeout is off, 0 when it has run out. A wait that a signal cut short (Mono's GC suspends threads with
+        /// signals) goes on for what is left.</summary>
+        int WaitLeft(long since)
         {
-            if (idle <= 0) return Posix.EINTR;
-            long waitedMs = (Stopwatch.GetTimestamp() - waitStarted) * 1000 / Stopwatch.Frequency;
-            if (waitedMs >= idle) return Posix.EAGAIN;
-            Posix.SetTimeout(fd, option, (int)Math.Max(1, idle - waitedMs));
-            if (option == Posix.SO_RCVTIMEO) receiveTimeoutCut = true; else sendTimeoutCut = true;
-            return Posix.EINTR;
-        }
-
-        /// <summary>The full idle timeout again for the next wait, if ResumeTimeout cut it.</summary>
-        void RestoreTimeout(int option, int idle)
-        {
-            if (option == Posix.SO_RCVTIMEO ? !receiveTimeoutCut : !sendTimeoutCut) return;
-            Posix.SetTimeout(fd, option, idle);
-            if (option == Posix.SO_RCVTIMEO) receiveTimeoutCut = false; else sendTimeoutCut = false;
+            int idle = server.IdleMilliseconds;
+            if (idle <= 0) return -1;
+            long waitedMs = (Stopwatch.GetTimestamp() - since) * 1000 / Stopwatch.Frequency;
+            return (int)Math.Max(0, idle - waitedMs);
         }
     }
 
