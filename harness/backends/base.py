@@ -86,14 +86,14 @@ def wrapped(
     return ["sh", "-c", f'{killer}{disposition} "$@" {redirect or ""}', "sh", *command]
 
 
-def started_ignoring(command: list[str], signal_name: str | None) -> list[str]:
-    """`command` started with SIG`signal_name` (one of SIGNALS) ignored, as nohup starts one with SIGHUP: sh
-    ignores it and execs the command, which inherits the disposition."""
-    if signal_name is None:
-        return command
-    if signal_name not in SIGNALS:
-        raise ValueError(f"unknown signal {signal_name!r}: one of {sorted(SIGNALS)}")
-    return ["sh", "-c", f"trap '' {signal_name}; exec \"$@\"", "sh", *command]
+def server_signals(command: list[str], ignoring: str | None = None) -> list[str]:
+    """`command` started with every signal of SIGNALS at its default action but `ignoring`, which it starts with
+    ignored, as nohup starts one with SIGHUP. The harness may itself run with some ignored (pytest under nohup),
+    and a command inherits that across exec."""
+    if ignoring is not None and ignoring not in SIGNALS:
+        raise ValueError(f"unknown signal {ignoring!r}: one of {sorted(SIGNALS)}")
+    default = ",".join(sorted(SIGNALS - {ignoring}))
+    return ["env", f"--default-signal={default}", *([f"--ignore-signal={ignoring}"] if ignoring else []), *command]
 
 
 _LISTENING = re.compile(rb"^listening on (\[(?P<v6>[^\]]+)\]|(?P<v4>[^:\s]+)):(?P<port>\d+)\n$")
@@ -227,7 +227,7 @@ class Backend(Protocol):
     ) -> ServerHandle:
         """Start `upper-echo server --port 0 ARGS` with BASE_ENV plus `env`; returns once it is ready.
         `nofile`: its RLIMIT_NOFILE, soft and hard (so it cannot raise it), for descriptor exhaustion (S-10).
-        `ignoring`: a signal of SIGNALS that it starts with ignored (started_ignoring).
+        `ignoring`: a signal of SIGNALS that it starts with ignored (server_signals).
         Raises ServerDidNotStart. The caller kills it."""
 
     def shared_server(self, implementation: Implementation, turkish: bool) -> ServerHandle:

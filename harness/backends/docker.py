@@ -37,7 +37,7 @@ from .base import (
     parse_cpu_seconds,
     parse_memory,
     parse_ready_line,
-    started_ignoring,
+    server_signals,
     wrapped,
 )
 
@@ -282,7 +282,8 @@ class DockerBackend:
     ) -> ServerContainer:
         host = [] if "--host" in args else ["--host", "0.0.0.0"]
         command = ["server", *host, "--port", "0", *args]
-        entrypoint = None if ignoring is None else started_ignoring(self._entrypoint(implementation), ignoring)
+        # a container's first process starts with every signal at its default: only `ignoring` needs the wrapper
+        entrypoint = None if ignoring is None else server_signals(self._entrypoint(implementation), ignoring)
         try:
             container = self._create(implementation, command, env, name=name, entrypoint=entrypoint, nofile=nofile)
         except APIError as conflict:

@@ -22,7 +22,7 @@ from .base import (
     parse_cpu_seconds,
     parse_memory,
     parse_ready_line,
-    started_ignoring,
+    server_signals,
     wrapped,
 )
 
@@ -158,7 +158,7 @@ class LocalBackend:
         nofile: int | None = None,
         ignoring: str | None = None,
     ) -> ServerProcess:
-        argv = started_ignoring([*implementation.command, "server", "--port", "0", *args], ignoring)
+        argv = server_signals([*implementation.command, "server", "--port", "0", *args], ignoring)
         return ServerProcess(argv, self.environment(env), self.work_dir, nofile)
 
     def shared_server(self, implementation: Implementation, turkish: bool) -> ServerProcess:
