@@ -58,9 +58,15 @@ namespace UpperEcho
         public static void Log(string line)
         {
             byte[] bytes = Utf8.GetBytes(line + "\n");
+            LogLines(bytes, bytes.Length);
+        }
+
+        /// <summary>Whole lines, bytes[0, count), to stderr, written at once.</summary>
+        public static void LogLines(byte[] bytes, int count)
+        {
             // A failure is ignored: a closed stderr must not take the server down. A full non-blocking one is
             // waited on, as for stdout (X-8; WriteAll).
-            lock (Gate) Posix.WriteAll(StderrFd, bytes, bytes.Length);
+            lock (Gate) Posix.WriteAll(StderrFd, bytes, count);
         }
 
         public static void Error(string message) { Log("error: " + OneLine(message)); }

@@ -83,9 +83,9 @@ namespace UpperEcho
     //   which fails (ENOTCONN) for a connection reset while it waited in the backlog; accept(2) itself
     //   reports the address of every connection it returns (S-6).
     // - accept(2)'s errno: EMFILE and friends are told apart from a connection that died (S-10).
-    // - recv(2) and send(2) that never block, and poll(2) on a connection and an eventfd(2) at once: a
-    //   wait that the idle timeout (S-2) bounds and the end of the drain (S-4) ends, with no FIN sent.
-    //   (Another thread can wake a blocked send(2) only with shutdown(2), which sends a FIN, or a signal.)
+    // - recv(2) and send(2) that never block, and poll(2): a wait that the idle timeout (S-2) bounds, and
+    //   that no call blocks in when the drain (S-4) resets the connection from another thread, with no FIN
+    //   sent. (A blocked send(2) can be woken only with shutdown(2), which sends a FIN, or a signal.)
     // - SO_LINGER 0 on every reset (S-2, S-3, S-4), and shutdown(2) of the listener, which wakes a
     //   blocked accept and refuses new connections at once (S-4).
     // - sigaction(2), to learn whether SIGHUP was ignored when the server started (S-4).
@@ -100,7 +100,7 @@ namespace UpperEcho
         public const int IPPROTO_TCP = 6, TCP_NODELAY = 1;
         public const int SHUT_RDWR = 2;
         public const int MSG_DONTWAIT = 0x40, MSG_NOSIGNAL = 0x4000;
-        public const int SOCK_CLOEXEC = 0x80000, EFD_CLOEXEC = 0x80000;
+        public const int SOCK_CLOEXEC = 0x80000;
         public const int SIGHUP = 1;
         public const short POLLIN = 1, POLLOUT = 4;
         const int AF_INET = 2, AF_INET6 = 10;
@@ -151,9 +151,6 @@ namespace UpperEcho
         [DllImport("libc", EntryPoint = "_exit")]
         static extern void _exit(int status);
 
-        [DllImport("libc", EntryPoint = "eventfd", SetLastError = true)]
-        static extern int eventfd(uint initialValue, int flags);
-
         [DllImport("libc", EntryPoint = "sigaction", SetLastError = true)]
         static extern int sigaction(int signum, byte* action, byte* oldAction);
 
@@ -199,29 +196,13 @@ namespace UpperEcho
 
         /// <summary>Waits up to timeoutMs (-1: for ever) for events on the descriptor, or an error or hang-up:
         /// 0, or the errno of a failed poll(2) (EINTR counts as woken: the caller tries again).</summary>
-        static int Wait(int fd, short events, int timeoutMs)
+        public static int Wait(int fd, short events, int timeoutMs)
         {
             PollFd p;
             p.Fd = fd;
             p.Events = events;
             p.Revents = 0;
             if (poll(&p, (UIntPtr)1, timeoutMs) >= 0) return 0;
-            int errno = Errno();
-            return errno == EINTR ? 0 : errno;
-        }
-
-        /// <summary>Waits up to timeoutMs (-1: for ever) for events on fd (or an error or hang-up), or for wake to be
-        /// readable: 0, or the errno of a failed poll(2) (EINTR counts as woken: the caller looks again).</summary>
-        public static int WaitEither(int fd, short events, int wake, int timeoutMs)
-        {
-            PollFd* p = stackalloc PollFd[2];
-            p[0].Fd = fd;
-            p[0].Events = events;
-            p[0].Revents = 0;
-            p[1].Fd = wake;
-            p[1].Events = POLLIN;
-            p[1].Revents = 0;
-            if (poll(p, (UIntPtr)2, timeoutMs) >= 0) return 0;
             int errno = Errno();
             return errno == EINTR ? 0 : errno;
         }
@@ -317,21 +298,6 @@ namespace UpperEcho
         public static void Shutdown(int fd) { shutdown(fd, SHUT_RDWR); }
 
         public static void Close(int fd) { close(fd); }
-
-        /// <summary>A new eventfd(2), close-on-exec, or -1 with errno.</summary>
-        public static int EventFd(out int errno)
-        {
-            int fd = eventfd(0, EFD_CLOEXEC);
-            errno = fd < 0 ? Errno() : 0;
-            return fd;
-        }
-
-        /// <summary>Makes the eventfd readable; as nothing reads it, it stays so and wakes every poll on it.</summary>
-        public static void Wake(int eventFd)
-        {
-            ulong one = 1;
-            write(eventFd, (byte*)&one, (UIntPtr)sizeof(ulong));
-        }
 
         /// <summary>Whether the signal's disposition is SIG_IGN (as nohup leaves SIGHUP); sigaction(2) without
         /// changing it.</summary>

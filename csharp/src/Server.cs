@@ -11,13 +11,13 @@
 // Connections live on raw descriptors (Quirks.cs, class Posix), not Mono's Socket: accept(2)
 // reports the peer even of a connection reset in the backlog (S-6), and its
 // errno tells exhaustion (S-10) from a dead connection. A connection thread
-// waits only in poll(2), on its socket and on the server's abort eventfd, and
-// then reads and writes without blocking: the idle timeout (S-2) is the
-// poll's timeout (a receive that waited S seconds ends the connection
-// orderly, as nothing is waiting to be sent; a send of which the peer took
-// nothing for S seconds resets it), and the end of the drain (S-4) wakes every
-// wait at once. Every reset is SO_LINGER 0 and close(2), never shutdown(2),
-// which would send a FIN first (S-2, S-3, S-4).
+// waits only in poll(2) on its socket, and then reads and writes without
+// blocking: the idle timeout (S-2) is the poll's timeout (a receive that
+// waited S seconds ends the connection orderly, as nothing is waiting to be
+// sent; a send of which the peer took nothing for S seconds resets it), and
+// the drain (S-4) can reset the socket from its own thread without waking
+// it. Every reset is SO_LINGER 0 and close(2), never shutdown(2), which
+// would send a FIN first (S-2, S-3, S-4).
 //
 // The accept thread only accepts, logs and admits (S-3); a second thread
 // starts the connection threads, which costs Mono far more than an accept, so
@@ -31,8 +31,7 @@
 // Shutdown (S-4): a signal thread (Mono.Unix.UnixSignal on Mono,
 // PosixSignalRegistration on .NET) wakes the main thread, which shuts the
 // listener down (new connects are refused), waits up to --drain-timeout for the
-// open connections, resets the rest (the abort eventfd), waits briefly for their
-// `close` log lines and exits 0.
+// open connections, resets the rest itself, logs their `close` lines and exits 0.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -85,8 +84,6 @@ namespace UpperEcho
         readonly ManualResetEvent stop = new ManualResetEvent(false);
         Socket listener;
         volatile bool stopping;
-        int abortFd; // an eventfd, readable once the drain ran out (S-4): it wakes every connection's wait
-        volatile bool aborted;
 
         public Server(ServerOptions options) { this.options = options; }
 
@@ -95,9 +92,6 @@ namespace UpperEcho
         public void Run()
         {
             Quirks.SkipSlowSocketInit();
-            int errno;
-            abortFd = Posix.EventFd(out errno);
-            if (abortFd < 0) throw new CannotListenException("cannot make an eventfd: " + Posix.Strerror(errno));
             listener = Listen(options.Host, options.Port);
             var signals = InstallSignalHandlers(); // before readiness: a SIGTERM right after it must drain
             try
@@ -114,7 +108,14 @@ namespace UpperEcho
             acceptor = new Thread(AcceptLoop, ThreadStack) { IsBackground = true, Name = "accept" };
             acceptor.Start();
             new Thread(StartLoop, ThreadStack) { IsBackground = true, Name = "starter" }.Start();
+#if MONO
+            // The watcher sets stop at once. A signal that came before its WaitAny made its pipes, or that it could not
+            // wait for, is counted all the same: the counts are looked at here, which makes no pipe.
+            var watched = (UnixSignal[])signals;
+            while (!stop.WaitOne(SignalPollMs) && !Array.Exists(watched, signal => signal.IsSet)) { }
+#else
             stop.WaitOne();
+#endif
             GC.KeepAlive(signals);
             Drain();
         }
@@ -123,8 +124,8 @@ namespace UpperEcho
         const int SignalPollMs = 200;
 #endif
 
-        /// <summary>SIGTERM, SIGINT and SIGHUP set stop (S-4); a SIGHUP ignored when the server started (as nohup leaves
-        /// it) stays ignored.</summary>
+        /// <summary>SIGTERM, SIGINT and SIGHUP stop the server (S-4); a SIGHUP ignored when the server started (as nohup
+        /// leaves it) stays ignored.</summary>
         object InstallSignalHandlers()
         {
             bool hangUp = !Posix.IsIgnored(Posix.SIGHUP);
@@ -134,17 +135,15 @@ namespace UpperEcho
             UnixSignal[] signals = list.ToArray();
             var watcher = new Thread(() =>
             {
-                // UnixSignal's handler counts a signal, and wakes a WaitAny only through a pipe that WaitAny makes
-                // when it starts waiting and removes when it returns: a signal that comes before (this thread may
-                // start after the readiness line) is counted but wakes nobody. So each wait is short, and the
-                // counts are looked at between waits.
-                try
-                {
-                    while (!Array.Exists(signals, signal => signal.IsSet)) UnixSignal.WaitAny(signals, SignalPollMs);
-                }
+                // UnixSignal's handler counts a signal, and wakes a WaitAny only through a pipe per signal that WaitAny
+                // makes when it starts waiting and removes when it returns: a signal that comes before (this thread
+                // may start after the readiness line) is counted but wakes nobody, so Run looks at the counts too.
+                // One WaitAny only: after a pipe(2) that failed (no descriptor left, S-10) Mono leaves a signal's count
+                // of pipes at -1, and every later WaitAny polls stdin instead, which returns at once: a spin.
+                try { UnixSignal.WaitAny(signals, -1); }
                 catch (ThreadAbortException) { return; } // runtime shutdown
                 catch (Exception e) { Out.Log("signal watcher failed: " + Out.OneLine(e.Message)); }
-                stop.Set();
+                if (Array.Exists(signals, signal => signal.IsSet)) stop.Set(); // else it could not wait: Run still looks
             }, ThreadStack) { IsBackground = true, Name = "signals" };
             watcher.Start();
             return signals;
@@ -265,6 +264,7 @@ namespace UpperEcho
                 {
                     connection = new Connection(this, fd, peer);
                     connections.Add(connection);
+                    Out.Log("open peer=" + peer); // S-6; under the lock: the drain never logs its close line first
                 }
             }
             if (connection == null)
@@ -275,7 +275,6 @@ namespace UpperEcho
                 Out.Log("reject peer=" + peer);
                 return;
             }
-            Out.Log("open peer=" + peer); // S-6
             lock (starting)
             {
                 starting.Enqueue(connection);
@@ -313,23 +312,23 @@ namespace UpperEcho
 
         internal int IdleMilliseconds { get { return options.IdleTimeoutMs; } }
 
-        /// <summary>The drain ran out (S-4): every connection still open is reset.</summary>
-        internal bool Aborted { get { return aborted; } }
-
-        internal int AbortFd { get { return abortFd; } }
-
         internal void Finished(Connection connection)
         {
             lock (gate)
             {
                 // Freed before it is logged: once a `close` line is out, its slot counts as free (S-3).
                 // Logged under the lock: a drain that sees no connection left has all their close lines (S-4).
-                if (connections.Remove(connection)) Out.Log(connection.CloseLine());
-                Monitor.PulseAll(gate);
+                // Not there: the drain took it and logs it (one close line each, S-6).
+                if (connections.Remove(connection))
+                {
+                    var line = new byte[Connection.MaxCloseLine];
+                    Out.LogLines(line, connection.CloseLine(line, 0));
+                }
+                if (connections.Count == 0) Monitor.Pulse(gate); // only the drain waits, and only for this
             }
         }
 
-        /// <summary>S-4: refuse new connections, let open ones finish for the drain timeout, close the rest.</summary>
+        /// <summary>S-4: refuse new connections, let open ones finish for the drain timeout, reset the rest.</summary>
         void Drain()
         {
             stopping = true;
@@ -341,6 +340,7 @@ namespace UpperEcho
                 try { listener.Close(); } catch (Exception) { }
             var clock = Stopwatch.StartNew();
             double drainMs = options.DrainTimeoutMs;
+            var lines = new byte[4096]; // the close lines of the rest, a batch at a time
             lock (gate)
             {
                 while (connections.Count > 0)
@@ -349,13 +349,24 @@ namespace UpperEcho
                     if (left <= 0) break;
                     Monitor.Wait(gate, TimeSpan.FromMilliseconds(Math.Min(left, 1000)));
                 }
-                // The rest are reset: their threads wake from any wait, see Aborted, and close with SO_LINGER 0.
-                aborted = true;
-                Posix.Wake(abortFd);
-                // Give the aborted connections a moment to log their `close` lines.
-                var grace = Stopwatch.StartNew();
-                while (connections.Count > 0 && grace.ElapsedMilliseconds < 2000)
-                    Monitor.Wait(gate, 100);
+                lock (starting) starting.Clear(); // admitted but never started: reset below like the rest
+                // This thread resets the rest itself: woken to do it, 10,000 connection threads took seconds on two
+                // CPUs. One at work finds its connection closed at its next call. A socket whose thread waits in
+                // poll(2) is freed, with the reset of SO_LINGER 0, when that poll ends: at the exit, right after this.
+                // Nothing is allocated in this loop: a GC stops every thread, and with 10,000 of them takes ~0.3 s.
+                int used = 0;
+                foreach (Connection connection in connections)
+                {
+                    connection.End(true);
+                    if (used > lines.Length - Connection.MaxCloseLine)
+                    {
+                        Out.LogLines(lines, used);
+                        used = 0;
+                    }
+                    used = connection.CloseLine(lines, used);
+                }
+                Out.LogLines(lines, used);
+                connections.Clear(); // logged here: the connection threads log nothing more (one close line each, S-6)
             }
         }
     }
@@ -368,6 +379,11 @@ namespace UpperEcho
         readonly Server server;
         readonly int fd;
         readonly string peer;
+        // The drain closes the descriptor from its own thread (S-4). So every call on it but poll(2) is made under
+        // guard, and never once it is closed (its number may be reused); and the counts are final once it is.
+        // A poll on it meanwhile returns at once (POLLNVAL), or waits on a reused number until the process exits.
+        readonly object guard = new object();
+        bool closed;
         long received, sent;
 
         public Connection(Server server, int fd, string peer)
@@ -375,18 +391,53 @@ namespace UpperEcho
             this.server = server;
             this.fd = fd;
             this.peer = peer;
+            Posix.SetInt(fd, Posix.IPPROTO_TCP, Posix.TCP_NODELAY, 1); // answers are owed at once (D-2): no Nagle delay
         }
 
-        public string CloseLine()
+        // `close peer=[IPv6%scope]:PORT in=N out=M` and its newline, at their longest, in bytes.
+        public const int MaxCloseLine = 160;
+
+        /// <summary>Writes the close line (S-6) and its newline into buffer at offset: the offset after it. Allocates
+        /// nothing, for the drain (S-4).</summary>
+        public int CloseLine(byte[] buffer, int offset)
         {
-            return "close peer=" + peer + " in=" + Interlocked.Read(ref received) + " out=" + Interlocked.Read(ref sent);
+            lock (guard)
+            {
+                offset = Ascii(buffer, offset, "close peer=");
+                offset = Ascii(buffer, offset, peer);
+                offset = Ascii(buffer, offset, " in=");
+                offset = Decimal(buffer, offset, received);
+                offset = Ascii(buffer, offset, " out=");
+                offset = Decimal(buffer, offset, sent);
+                buffer[offset] = (byte)'\n';
+                return offset + 1;
+            }
         }
 
-        /// <summary>Closes the descriptor, with a reset (SO_LINGER 0) or orderly.</summary>
+        static int Ascii(byte[] buffer, int offset, string text)
+        {
+            foreach (char c in text) buffer[offset++] = (byte)c; // an address is ASCII
+            return offset;
+        }
+
+        static int Decimal(byte[] buffer, int offset, long value)
+        {
+            int digits = 1;
+            for (long rest = value; rest >= 10; rest /= 10) digits++;
+            for (int k = offset + digits - 1; k >= offset; k--, value /= 10) buffer[k] = (byte)('0' + value % 10);
+            return offset + digits;
+        }
+
+        /// <summary>Closes the descriptor, with a reset (SO_LINGER 0) or orderly, unless it is closed already.</summary>
         public void End(bool reset)
         {
-            if (reset) Posix.LingerZero(fd);
-            Posix.Close(fd);
+            lock (guard)
+            {
+                if (closed) return;
+                closed = true;
+                if (reset) Posix.LingerZero(fd);
+                Posix.Close(fd);
+            }
         }
 
         public void Serve()
@@ -410,7 +461,6 @@ namespace UpperEcho
         /// <summary>The session; true when it ends orderly (everything owed was taken), false for a reset.</summary>
         bool Converse()
         {
-            Posix.SetInt(fd, Posix.IPPROTO_TCP, Posix.TCP_NODELAY, 1); // answers are owed at once (D-2): no Nagle delay
             var transducer = new Transducer();
             var buffer = new byte[Server.InitialReadBuffer];
             while (true)
@@ -422,7 +472,6 @@ namespace UpperEcho
                     int tail = transducer.Flush(); // E-1 (Flush before reading Output: it may grow)
                     return SendAll(transducer.Output, tail) == Sent.All;
                 }
-                Interlocked.Add(ref received, r);
                 int n = transducer.Feed(buffer, 0, r); // before reading Output: Feed may grow it
                 if (SendAll(transducer.Output, n) != Sent.All) return false; // waits while the client does not read (D-5)
                 if (r == buffer.Length && buffer.Length < Server.ReadBuffer) buffer = new byte[Server.ReadBuffer];
@@ -431,20 +480,24 @@ namespace UpperEcho
 
         /// <summary>The bytes the peer sent next, waiting for them: their count; 0 at end of stream, and also when
         /// nothing came for the idle timeout (S-2: nothing is waiting to be sent, so the held-back tail is answered
-        /// as at EOF, E-2); -1 for a reset by the peer (S-5) or the end of the drain (S-4).</summary>
+        /// as at EOF, E-2); -1 for a reset by the peer (S-5) or by the drain (S-4).</summary>
         int Receive(byte[] buffer)
         {
             long since = Stopwatch.GetTimestamp();
             while (true)
             {
-                if (server.Aborted) return -1;
-                int errno;
-                int r = Posix.Receive(fd, buffer, 0, buffer.Length, out errno);
+                int r, errno;
+                lock (guard)
+                {
+                    if (closed) return -1; // by the drain
+                    r = Posix.Receive(fd, buffer, 0, buffer.Length, out errno);
+                    if (r > 0) received += r;
+                }
                 if (r >= 0) return r;
                 if (errno != Posix.EAGAIN && errno != Posix.EINTR) return -1;
                 int wait = WaitLeft(since);
                 if (wait == 0) return 0;
-                if (Posix.WaitEither(fd, Posix.POLLIN, server.AbortFd, wait) != 0) return -1;
+                if (Posix.Wait(fd, Posix.POLLIN, wait) != 0) return -1;
             }
         }
 
@@ -454,20 +507,23 @@ namespace UpperEcho
             long since = Stopwatch.GetTimestamp(); // the last progress: the peer took some of the answer
             while (offset < count)
             {
-                if (server.Aborted) return Sent.Broken;
-                int errno;
-                int n = Posix.Send(fd, data, offset, count - offset, out errno);
+                int n, errno;
+                lock (guard)
+                {
+                    if (closed) return Sent.Broken; // by the drain
+                    n = Posix.Send(fd, data, offset, count - offset, out errno);
+                    if (n > 0) sent += n;
+                }
                 if (n >= 0)
                 {
                     offset += n; // a partial send is progress: the next wait is S seconds afresh
-                    Interlocked.Add(ref sent, n);
                     since = Stopwatch.GetTimestamp();
                     continue;
                 }
                 if (errno != Posix.EAGAIN && errno != Posix.EINTR) return Sent.Broken;
                 int wait = WaitLeft(since);
                 if (wait == 0) return Sent.Stalled; // S-2: the peer took none of the answer for S seconds
-                if (Posix.WaitEither(fd, Posix.POLLOUT, server.AbortFd, wait) != 0) return Sent.Broken;
+                if (Posix.Wait(fd, Posix.POLLOUT, wait) != 0) return Sent.Broken;
             }
             return Sent.All;
         }
