@@ -188,12 +188,6 @@ namespace UpperEcho
             return new IPEndPoint(IPAddress.None, 0); // not IP: never on a TCP listener
         }
 
-        /// <summary>Waits up to timeoutMs for the descriptor to be readable (or to have an error).</summary>
-        public static void WaitReadable(int fd, int timeoutMs)
-        {
-            Wait(fd, POLLIN, timeoutMs); // a failed poll returns at once: the read that follows reports the failure
-        }
-
         /// <summary>Waits up to timeoutMs (-1: for ever) for events on the descriptor, or an error or hang-up:
         /// 0, or the errno of a failed poll(2) (EINTR counts as woken: the caller tries again).</summary>
         public static int Wait(int fd, short events, int timeoutMs)

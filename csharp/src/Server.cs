@@ -202,8 +202,9 @@ namespace UpperEcho
         {
             while (!stopping)
             {
-                // Accept blocks here; the poll bounds how long a stop can go unnoticed.
-                Posix.WaitReadable(listenerFd, 200);
+                // Accept blocks here; the poll bounds how long a stop can go unnoticed. A failed poll returns at
+                // once, and the accept that follows reports the failure.
+                Posix.Wait(listenerFd, Posix.POLLIN, 200);
                 if (stopping) break;
                 IPEndPoint peer;
                 int errno;
